@@ -1,0 +1,7 @@
+"""The numerical engine: cross-products of [Z X y], the blocked Cholesky factor L(θ), the objective."""
+
+from .crossprod import CrossProducts
+from .factor import BlockedCholesky
+from .objective import Objective
+
+__all__ = ["CrossProducts", "BlockedCholesky", "Objective"]

@@ -1,0 +1,82 @@
+"""Cross-products of the augmented model matrix ``[Z_1 … Z_K  X  y]``, computed once per model.
+
+Every block is a sum over rows, so cross-products of row partitions can be added
+(:meth:`CrossProducts.__add__`) — the seam for fitting data split across machines.
+
+Blocks (``r = p_X + 1``; ``k > j``):
+
+* ``diag[k]``  ``Z_k'Z_k`` — block diagonal, stored as ``(l_k, p_k, p_k)``;
+* ``off[k, j]`` ``Z_k'Z_j`` — ``q_k × q_j``, scipy CSR when sparse, an array when dense;
+* ``zx[k]``    ``[X y]'Z_k`` — ``r × q_k`` array;
+* ``xx``       ``[X y]'[X y]`` — ``r × r`` array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..terms import RandomEffectsTerm
+
+#: An off-diagonal block denser than this is stored as a dense array.
+DENSE_FILL = 0.25
+
+
+def z_matrix(term: RandomEffectsTerm) -> sp.csr_matrix:
+    """The sparse ``n × q`` model matrix of one term (level-major column order)."""
+    n, p = term.z.shape
+    cols = (term.refs[:, None] * p + np.arange(p)[None, :]).reshape(-1)
+    indptr = np.arange(0, n * p + 1, p)
+    return sp.csr_matrix((term.z.reshape(-1), cols, indptr), shape=(n, term.q))
+
+
+@dataclass(frozen=True, eq=False)
+class CrossProducts:
+    """The blocks of ``[Z X y]'[Z X y]`` (see module docstring)."""
+
+    diag: tuple[np.ndarray, ...]
+    off: dict[tuple[int, int], object]
+    zx: tuple[np.ndarray, ...]
+    xx: np.ndarray
+    n: int
+
+    @classmethod
+    def from_arrays(cls, terms: tuple[RandomEffectsTerm, ...], X: np.ndarray, y: np.ndarray) -> "CrossProducts":
+        """Compute all blocks from the design of a model."""
+        XY = np.column_stack([X, y])
+        Zs = [z_matrix(t) for t in terms]
+        diag = []
+        for t in terms:
+            a = np.empty((t.nlevels, t.p, t.p))
+            for i in range(t.p):
+                for j in range(i + 1):
+                    a[:, i, j] = a[:, j, i] = np.bincount(t.refs, t.z[:, i] * t.z[:, j], minlength=t.nlevels)
+            diag.append(a)
+        off: dict[tuple[int, int], object] = {}
+        for k in range(len(terms)):
+            for j in range(k):
+                block = (Zs[k].T @ Zs[j]).tocsr()
+                block.sum_duplicates()
+                block.sort_indices()
+                if block.nnz > DENSE_FILL * block.shape[0] * block.shape[1]:
+                    block = block.toarray()
+                off[k, j] = block
+        zx = tuple(np.ascontiguousarray((Z.T @ XY).T) for Z in Zs)
+        return cls(diag=tuple(diag), off=off, zx=zx, xx=XY.T @ XY, n=len(y))
+
+    def __add__(self, other: "CrossProducts") -> "CrossProducts":
+        """Cross-products of the union of two disjoint sets of rows with the same levels."""
+        off = {}
+        for key, a in self.off.items():
+            b = other.off[key]
+            s = a + b
+            off[key] = s.tocsr() if sp.issparse(s) else np.asarray(s)
+        return CrossProducts(
+            diag=tuple(a + b for a, b in zip(self.diag, other.diag)),
+            off=off,
+            zx=tuple(a + b for a, b in zip(self.zx, other.zx)),
+            xx=self.xx + other.xx,
+            n=self.n + other.n,
+        )

@@ -1,0 +1,246 @@
+"""The blocked lower Cholesky factor ``L(θ)`` of the penalised cross-product matrix.
+
+For ``θ`` the factor satisfies (Bates et al. 2015, eq. 18; MixedModels.jl's ``L``)::
+
+    L L' = [Λ'Z'ZΛ + I   Λ'Z'[X y] ]
+           [[X y]'ZΛ     [X y]'[X y]]
+
+with ``Λ = blockdiag(Λ_1, …, Λ_K)`` and the random-effects terms sorted by decreasing number of
+levels.  The block types follow the structure, decided once from the sparsity pattern:
+
+* diagonal blocks ``L_kk``: ``"blockdiag"`` (``l_k`` small ``p_k × p_k`` triangles; always for the
+  first term, and for later terms whenever the fill-in stays within levels, e.g. nested factors)
+  or ``"dense"`` (crossed factors);
+* off-diagonal blocks ``L_kj``: ``"sparse"`` (scipy CSR) or ``"dense"``;
+* the rows of ``[X y]``: dense ``r × q_k`` blocks and the dense ``r × r`` triangle ``L_XX``.
+
+No operation depends on the number of observations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..exceptions import ModelError
+from ..terms import RandomEffectsTerm
+from .crossprod import DENSE_FILL, CrossProducts
+
+
+def _level_pattern(block, pk: int, pj: int, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Which (level of k, level of j) pairs a block touches, as a boolean sparse matrix."""
+    if not sp.issparse(block):
+        return sp.csr_matrix(np.ones(shape, dtype=bool))
+    coo = block.tocoo()
+    return sp.csr_matrix((np.ones(coo.nnz, dtype=bool), (coo.row // pk, coo.col // pj)), shape=shape)
+
+
+class BlockedCholesky:
+    """Blocked Cholesky factor of a linear mixed model, updated in place for each θ.
+
+    Parameters
+    ----------
+    terms : tuple of RandomEffectsTerm
+        Random-effects terms, sorted by decreasing number of levels.
+    cp : CrossProducts
+        Cross-products of ``[Z X y]``.
+    """
+
+    def __init__(self, terms: tuple[RandomEffectsTerm, ...], cp: CrossProducts) -> None:
+        self.terms = terms
+        self.cp = cp
+        self.K = len(terms)
+        self.r = cp.xx.shape[0]
+        offsets = np.cumsum([0] + [t.ntheta for t in terms])
+        self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.K)]
+        self.diag_kind: list[str] = []
+        self.off_kind: dict[tuple[int, int], str] = {}
+        self._decide_kinds()
+        self.lam: list[np.ndarray] = [np.eye(t.p) for t in terms]
+        self.Ldiag: list[np.ndarray] = [np.empty(0)] * self.K
+        self.Linv: list[np.ndarray | None] = [None] * self.K
+        self.Loff: dict[tuple[int, int], object] = {}
+        self.LX: list[np.ndarray] = [np.empty(0)] * self.K
+        self.LXX = np.empty((self.r, self.r))
+        # positions of each level's p×p block inside a dense q×q matrix, for "dense" diagonal blocks
+        self._dense_index = {}
+        for k, t in enumerate(terms):
+            if self.diag_kind[k] == "dense":
+                base = np.arange(t.nlevels)[:, None, None] * t.p
+                rows = base + np.arange(t.p)[None, :, None]
+                cols = base + np.arange(t.p)[None, None, :]
+                self._dense_index[k] = (np.broadcast_to(rows, (t.nlevels, t.p, t.p)), np.broadcast_to(cols, (t.nlevels, t.p, t.p)))
+
+    # ------------------------------------------------------------------ structure
+    def _decide_kinds(self) -> None:
+        pats: dict[tuple[int, int], sp.csr_matrix] = {}
+        for k, tk in enumerate(self.terms):
+            for j in range(k):
+                tj = self.terms[j]
+                shape = (tk.nlevels, tj.nlevels)
+                pat = _level_pattern(self.cp.off[k, j], tk.p, tj.p, shape)
+                for m in range(j):
+                    pat = pat + pats[k, m] @ pats[j, m].T
+                sparse_ok = (
+                    self.diag_kind[j] == "blockdiag"
+                    and sp.issparse(self.cp.off[k, j])
+                    and pat.nnz <= DENSE_FILL * shape[0] * shape[1]
+                    and all(self.off_kind[k, m] == "sparse" and self.off_kind[j, m] == "sparse" for m in range(j))
+                )
+                self.off_kind[k, j] = "sparse" if sparse_ok else "dense"
+                pats[k, j] = pat.tocsr() if sparse_ok else sp.csr_matrix(np.ones(shape, dtype=bool))
+            fill = sp.csr_matrix((tk.nlevels, tk.nlevels), dtype=bool)
+            for j in range(k):
+                fill = fill + pats[k, j] @ pats[k, j].T
+            fill = fill.tocoo()
+            self.diag_kind.append("blockdiag" if np.all(fill.row == fill.col) else "dense")
+
+    # ------------------------------------------------------------------ helpers
+    def _scaled(self, k: int, j: int):
+        """``Λ_k' A_kj Λ_j``."""
+        A = self.cp.off[k, j]
+        lk, lj = self.lam[k], self.lam[j]
+        tk, tj = self.terms[k], self.terms[j]
+        if tk.p == 1 and tj.p == 1:
+            return A * (lk[0, 0] * lj[0, 0])
+        if sp.issparse(A):
+            Lk = sp.kron(sp.identity(tk.nlevels, format="csr"), sp.csr_matrix(lk.T), format="csr")
+            Lj = sp.kron(sp.identity(tj.nlevels, format="csr"), sp.csr_matrix(lj), format="csr")
+            return (Lk @ A @ Lj).tocsr()
+        A4 = A.reshape(tk.nlevels, tk.p, tj.nlevels, tj.p)
+        return np.einsum("ap,kalb,bq->kplq", lk, A4, lj).reshape(tk.q, tj.q)
+
+    def _right_solve(self, M, j: int):
+        """``M L_jj^{-T}`` for ``M`` sparse or dense."""
+        t = self.terms[j]
+        if self.diag_kind[j] == "dense":
+            Md = M.toarray() if sp.issparse(M) else M
+            return sla.solve_triangular(self.Ldiag[j], Md.T, lower=True, check_finite=False).T
+        Linv = self.Linv[j]
+        if t.p == 1:
+            dinv = Linv[:, 0, 0]
+            if sp.issparse(M):
+                M = M.tocsr(copy=True)
+                M.data *= dinv[M.indices]
+                return M
+            return M * dinv[None, :]
+        if sp.issparse(M):
+            B = sp.bsr_matrix(
+                (np.ascontiguousarray(Linv.transpose(0, 2, 1)), np.arange(t.nlevels), np.arange(t.nlevels + 1)),
+                shape=(t.q, t.q),
+            )
+            return (M @ B).tocsr()
+        rows = M.shape[0]
+        return np.einsum("rlp,lqp->rlq", M.reshape(rows, t.nlevels, t.p), Linv).reshape(rows, t.q)
+
+    @staticmethod
+    def _mul_t(a, b):
+        """``a @ b.T`` for sparse or dense operands."""
+        if sp.issparse(a) and sp.issparse(b):
+            return a @ b.T
+        if sp.issparse(a):
+            return (a @ np.asarray(b).T)
+        if sp.issparse(b):
+            return (b @ a.T).T
+        return a @ b.T
+
+    def _diag_fill(self, S, t: RandomEffectsTerm) -> np.ndarray:
+        """Level blocks of ``S S'`` for a sparse ``S`` whose product is block diagonal."""
+        if t.p == 1:
+            sq = S.multiply(S) if sp.issparse(S) else S * S
+            return np.asarray(sq.sum(axis=1)).reshape(t.nlevels, 1, 1)
+        P = (S @ S.T).tocoo()
+        out = np.zeros((t.nlevels, t.p, t.p))
+        np.add.at(out, (P.row // t.p, P.row % t.p, P.col % t.p), P.data)
+        return out
+
+    # ------------------------------------------------------------------ update
+    def update(self, theta: np.ndarray) -> "BlockedCholesky":
+        """Refactor for covariance parameters ``theta`` (lme4's order); returns ``self``."""
+        cp = self.cp
+        try:
+            for k, t in enumerate(self.terms):
+                self.lam[k] = lam = t.lambda_matrix(theta[self.theta_slices[k]])
+                for j in range(k):
+                    M = self._scaled(k, j)
+                    for m in range(j):
+                        prod = self._mul_t(self.Loff[k, m], self.Loff[j, m])
+                        M = M - prod
+                    if self.off_kind[k, j] == "dense" and sp.issparse(M):
+                        M = M.toarray()
+                    self.Loff[k, j] = self._right_solve(M, j)
+                D = np.matmul(np.matmul(lam.T, cp.diag[k]), lam)
+                if self.diag_kind[k] == "blockdiag":
+                    D = D + np.eye(t.p)
+                    for j in range(k):
+                        D = D - self._diag_fill(self.Loff[k, j], t)
+                    if t.p == 1:
+                        L = np.sqrt(D)
+                        self.Linv[k] = 1.0 / L
+                    else:
+                        L = np.linalg.cholesky(D)
+                        self.Linv[k] = np.linalg.inv(L)
+                    self.Ldiag[k] = L
+                else:
+                    Dd = np.zeros((t.q, t.q))
+                    rows, cols = self._dense_index[k]
+                    Dd[rows, cols] = D
+                    Dd[np.diag_indices(t.q)] += 1.0
+                    for j in range(k):
+                        prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
+                        Dd -= prod.toarray() if sp.issparse(prod) else prod
+                    self.Ldiag[k] = sla.cholesky(Dd, lower=True, overwrite_a=True, check_finite=False)
+            XX = cp.xx.copy()
+            for j, t in enumerate(self.terms):
+                M = np.matmul(cp.zx[j].reshape(self.r, t.nlevels, t.p), self.lam[j]).reshape(self.r, t.q)
+                for m in range(j):
+                    M = M - self._mul_t(self.LX[m], self.Loff[j, m])
+                self.LX[j] = LXj = self._right_solve(M, j)
+                XX -= LXj @ LXj.T
+            self.LXX = np.linalg.cholesky(XX)
+        except (np.linalg.LinAlgError, sla.LinAlgError) as exc:
+            raise ModelError(f"the penalised system is not positive definite at theta={np.asarray(theta).tolist()}: {exc}") from None
+        return self
+
+    # ------------------------------------------------------------------ reads
+    def logdet_z(self) -> float:
+        """``log det(Λ'Z'ZΛ + I) = 2 Σ log diag(L_ZZ)``."""
+        total = 0.0
+        for k, t in enumerate(self.terms):
+            L = self.Ldiag[k]
+            d = np.diagonal(L, axis1=-2, axis2=-1) if self.diag_kind[k] == "blockdiag" else np.diag(L)
+            total += 2.0 * float(np.sum(np.log(d)))
+        return total
+
+    def logdet_x(self) -> float:
+        """``log det(R_X'R_X)``, the REML correction."""
+        p = self.r - 1
+        return 2.0 * float(np.sum(np.log(np.diag(self.LXX)[:p])))
+
+    def pwrss(self) -> float:
+        """Penalised weighted residual sum of squares, the square of the last diagonal element of L."""
+        return float(self.LXX[-1, -1] ** 2)
+
+    def lower_zz(self) -> sp.csr_matrix:
+        """The random-effects part of L as one sparse lower-triangular ``q × q`` matrix."""
+        blocks: list[list[object]] = [[None] * self.K for _ in range(self.K)]
+        for k, t in enumerate(self.terms):
+            if self.diag_kind[k] == "blockdiag":
+                blocks[k][k] = sp.bsr_matrix(
+                    (np.ascontiguousarray(self.Ldiag[k]), np.arange(t.nlevels), np.arange(t.nlevels + 1)),
+                    shape=(t.q, t.q),
+                )
+            else:
+                blocks[k][k] = sp.csr_matrix(np.tril(self.Ldiag[k]))
+            for j in range(k):
+                blocks[k][j] = sp.csr_matrix(self.Loff[k, j])
+        return sp.bmat(blocks, format="csr")
+
+    def lower_xz(self) -> np.ndarray:
+        """The ``[X y]`` rows of L in the random-effects columns, ``r × q``."""
+        return np.hstack(self.LX)
+
+    def lambdas(self) -> list[np.ndarray]:
+        """The current ``p_k × p_k`` factors λ_k."""
+        return [lam.copy() for lam in self.lam]

@@ -1,0 +1,216 @@
+"""Parse an lme4-style formula into a response, a fixed-effects part and random-effects terms.
+
+The fixed part is handed to formulaic as it stands; random-effects terms ``(expr | group)``
+are recognised here and expanded as lme4 does:
+
+* ``(x || g)``      -> ``(1 | g) + (0 + x | g)``  (uncorrelated)
+* ``(1 | a/b)``     -> ``(1 | a) + (1 | b:a)``     (nested)
+* ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..exceptions import FormulaError
+
+
+@dataclass(frozen=True)
+class RandomTermSpec:
+    """One random-effects term ``(expr | group)`` after expansion.
+
+    Attributes
+    ----------
+    expr : str
+        Right-hand side of the term's own model matrix, e.g. ``"1 + Days"``.
+    group : tuple of str
+        Variables whose interaction is the grouping factor, in lme4's naming order.
+    """
+
+    expr: str
+    group: tuple[str, ...]
+
+    @property
+    def group_label(self) -> str:
+        """Name of the grouping factor as lme4 prints it (``"cask:batch"``)."""
+        return ":".join(self.group)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into its parts.
+
+    Attributes
+    ----------
+    text : str
+        The formula as given.
+    response : str
+        Left-hand side expression.
+    fixed : str
+        Right-hand side without the random-effects terms (``"1"`` if nothing is left).
+    random : tuple of RandomTermSpec
+        Expanded random-effects terms in the order written.
+    """
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTermSpec, ...]
+
+
+def _check_parentheses(text: str) -> None:
+    depth = 0
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"unbalanced parentheses: unexpected ')' at position {pos + 1} in {text!r}")
+    if depth:
+        raise FormulaError(f"unbalanced parentheses: {depth} '(' not closed in {text!r}")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it occurs outside parentheses."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _find_bar(inner: str) -> tuple[int, int] | None:
+    """Position and width of the top-level ``|`` or ``||`` in a parenthesised term."""
+    depth = 0
+    for i, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return (i, 2) if inner[i + 1 : i + 2] == "|" else (i, 1)
+    return None
+
+
+def _expand_group(group: str, text: str) -> list[tuple[str, ...]]:
+    """Expand ``a/b/c`` into ``[(a,), (b, a), (c, b, a)]``; ``a:b`` stays one factor."""
+    nest = [g.strip() for g in group.split("/")]
+    if any(not g for g in nest):
+        raise FormulaError(f"empty grouping factor in '{group}' in {text!r}")
+    out: list[tuple[str, ...]] = []
+    prefix: tuple[str, ...] = ()
+    for level in nest:
+        parts = tuple(p.strip() for p in level.split(":"))
+        if any(not p for p in parts):
+            raise FormulaError(f"empty name in grouping factor '{group}' in {text!r}")
+        prefix = parts + prefix
+        out.append(prefix)
+    return out
+
+
+def _uncorrelated(expr: str) -> list[str]:
+    """Split the left side of ``(expr || g)`` into one expression per column."""
+    pieces = [p.strip() for p in _split_top(expr, "+")]
+    intercept = True
+    rest: list[str] = []
+    for p in pieces:
+        if p in ("0", "-1"):
+            intercept = False
+        elif p == "1":
+            continue
+        elif p.endswith("- 1") or p.endswith("-1"):
+            intercept = False
+            rest.append(p.rsplit("-", 1)[0].strip())
+        elif p:
+            rest.append(p)
+    return (["1"] if intercept else []) + [f"0 + {p}" for p in rest]
+
+
+def _random_term(inner: str, text: str) -> list[RandomTermSpec] | None:
+    bar = _find_bar(inner)
+    if bar is None:
+        return None
+    pos, width = bar
+    lhs, group = inner[:pos].strip(), inner[pos + width :].strip()
+    if not lhs:
+        raise FormulaError(f"random-effects term '({inner})' has nothing before the bar in {text!r}")
+    if not group:
+        raise FormulaError(f"random-effects term '({inner})' has no grouping factor after the bar in {text!r}")
+    exprs = _uncorrelated(lhs) if width == 2 else [lhs]
+    return [RandomTermSpec(expr=e, group=g) for g in _expand_group(group, text) for e in exprs]
+
+
+def parse_formula(text: str) -> ParsedFormula:
+    """Split an lme4 formula such as ``"y ~ x + (1 + x | g)"`` into its parts.
+
+    Parameters
+    ----------
+    text : str
+        The formula.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    FormulaError
+        If the formula has no ``~``, unbalanced parentheses or an incomplete bar term.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError("the formula is empty")
+    _check_parentheses(text)
+    sides = _split_top(text, "~")
+    if len(sides) != 2:
+        raise FormulaError(
+            f"a formula needs exactly one '~' between response and predictors, got {len(sides) - 1} in {text!r}"
+        )
+    response, rhs = sides[0].strip(), sides[1].strip()
+    if not response:
+        raise FormulaError(f"no response before '~' in {text!r}")
+    if not rhs:
+        raise FormulaError(f"no predictors after '~' in {text!r}")
+
+    fixed_parts: list[str] = []
+    random: list[RandomTermSpec] = []
+    for piece in _split_top(rhs, "+"):
+        piece = piece.strip()
+        if not piece:
+            raise FormulaError(f"empty term ('+' with nothing beside it) in {text!r}")
+        # A piece may be "(1|g) - 1": peel bar terms off its front.
+        while piece.startswith("("):
+            depth, end = 0, None
+            for i, ch in enumerate(piece):
+                depth += ch == "("
+                depth -= ch == ")"
+                if depth == 0:
+                    end = i
+                    break
+            terms = _random_term(piece[1:end], text)
+            if terms is None:
+                break
+            random.extend(terms)
+            piece = piece[end + 1 :].strip()
+        if piece:
+            if "|" in piece:
+                raise FormulaError(f"a '|' must be inside parentheses, as in '(1 | g)': {piece!r} in {text!r}")
+            fixed_parts.append(piece)
+    fixed = ""
+    for part in fixed_parts:
+        fixed = part if not fixed else (f"{fixed} {part}" if part.startswith("-") else f"{fixed} + {part}")
+    if not fixed or fixed.startswith("-"):
+        fixed = f"1 {fixed}".strip()
+    if "|" in response:
+        raise FormulaError(f"the response {response!r} cannot contain '|'")
+    return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random))

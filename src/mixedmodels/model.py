@@ -1,0 +1,103 @@
+"""The linear mixed model: a design, its cross-products and the blocked factor, ready to fit."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .engine import BlockedCholesky, CrossProducts, Objective
+from .exceptions import ModelError
+from .formula.design import Design, build_design
+from .optimize import optimize_theta
+
+
+class LinearMixedModel:
+    """A linear mixed model ``y = Xβ + Zb + ε`` ready to be fitted.
+
+    Parameters
+    ----------
+    design : Design
+        Evaluated formula (see :func:`mixedmodels.formula.design.build_design`).
+    reml : bool
+        Fit by REML (default, as lme4) or maximum likelihood.
+    data_name : str, optional
+        Name of the data, shown in summaries.
+    """
+
+    def __init__(self, design: Design, *, reml: bool = True, data_name: str | None = None) -> None:
+        if not design.terms:
+            raise ModelError("the formula has no random-effects terms such as (1 | g); fit a linear model instead")
+        n, p = design.X.shape
+        if reml and n <= p:
+            raise ModelError(f"REML needs more observations ({n}) than fixed effects ({p})")
+        self.design = design
+        self.reml = reml
+        self.data_name = data_name
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, *, reml: bool = True, data_name: str | None = None) -> "LinearMixedModel":
+        """Build a model from an lme4-style formula and a DataFrame."""
+        return cls(build_design(formula, data, warn=True), reml=reml, data_name=data_name)
+
+    @property
+    def formula(self) -> str:
+        """The formula as given."""
+        return self.design.formula.text
+
+    @property
+    def terms(self):
+        """Random-effects terms in lme4's order (decreasing number of levels)."""
+        return self.design.terms
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return len(self.design.y)
+
+    @cached_property
+    def crossprods(self) -> CrossProducts:
+        """Cross-products of ``[Z X y]`` (computed once)."""
+        return CrossProducts.from_arrays(self.design.terms, self.design.X, self.design.y)
+
+    @cached_property
+    def factor(self) -> BlockedCholesky:
+        """The blocked Cholesky factor, updated by each objective evaluation."""
+        return BlockedCholesky(self.design.terms, self.crossprods)
+
+    @property
+    def theta_start(self) -> np.ndarray:
+        """lme4's starting values (identity λ for every term)."""
+        return np.concatenate([t.theta_start for t in self.terms])
+
+    @property
+    def lower_bounds(self) -> np.ndarray:
+        """Lower bounds on θ: 0 for diagonal elements of each λ, -inf otherwise."""
+        return np.concatenate([t.lower_bounds for t in self.terms])
+
+    @property
+    def theta_names(self) -> list[str]:
+        """lme4's names for the elements of θ."""
+        return [name for t in self.terms for name in t.theta_names]
+
+    def objective(self, theta: np.ndarray, reml: bool | None = None) -> float:
+        """REML criterion or ML deviance at ``theta``."""
+        return Objective(self.factor, self.reml if reml is None else reml)(np.asarray(theta, dtype=float))
+
+    def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True):
+        """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`."""
+        import warnings
+
+        from .exceptions import ConvergenceWarning, SingularFitWarning
+        from .results import LinearMixedModelResults
+
+        obj = Objective(self.factor, self.reml)
+        x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
+        if x0.shape != self.theta_start.shape:
+            raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")
+        theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence)
+        for msg in record.warnings:
+            category = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
+            warnings.warn(msg, category, stacklevel=2)
+        return LinearMixedModelResults(self, theta, value, record)

@@ -1,0 +1,70 @@
+"""JSON-ready dictionaries of fitted models (the command line's ``--json`` output)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..results import LinearMixedModelResults
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def results_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
+    """The fit as plain Python types: estimates, variance components, likelihood and fit record."""
+    fe = r.fixed_effects
+    rec = r.fit_record
+    return {
+        "formula": r.formula,
+        "method": r.method,
+        "nobs": r.nobs,
+        "n_dropped": r.n_dropped,
+        "groups": r.ngroups,
+        "loglik": r.loglik,
+        "objective": r.objective,
+        "deviance": r.deviance,
+        "aic": r.aic,
+        "bic": r.bic,
+        "df_residual": r.df_residual,
+        "sigma": r.sigma,
+        "theta": r.theta.tolist(),
+        "fixed_effects": [
+            {
+                "term": name,
+                "estimate": _num(row["Estimate"]),
+                "std_error": _num(row["Std. Error"]),
+                "t_value": _num(row["t value"]),
+                "df": None,
+                "p_value": None,
+            }
+            for name, row in fe.iterrows()
+        ],
+        "dropped_columns": list(r.model.design.dropped_columns),
+        "random_effects": [
+            {
+                "group": row.grp,
+                "term1": row.var1,
+                "term2": row.var2,
+                "variance": _num(row.vcov),
+                "sd_or_corr": _num(row.sdcor),
+            }
+            for row in r.varcorr.itertuples(index=False)
+        ],
+        "converged": r.converged,
+        "singular": r.singular,
+        "warnings": r.warnings,
+        "optimizer": {
+            "name": rec.optimizer,
+            "evaluations": rec.evaluations,
+            "seconds": rec.seconds,
+            "return_code": rec.return_code,
+            "message": rec.message,
+            "max_scaled_gradient": rec.max_scaled_gradient,
+        },
+    }

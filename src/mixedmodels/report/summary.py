@@ -1,0 +1,142 @@
+"""lme4-style summary of a fitted linear mixed model, as text and as HTML."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .format import abbreviate, fmt_column, table
+
+if TYPE_CHECKING:
+    from ..results import LinearMixedModelResults
+
+
+class Summary:
+    """Summary of a fit: ``str(summary)`` is lme4's ``print(summary(m))`` layout."""
+
+    def __init__(self, results: "LinearMixedModelResults") -> None:
+        self.results = results
+
+    # -------------------------------------------------------------- pieces
+    def header(self) -> str:
+        r = self.results
+        kind = "REML" if r.reml else "maximum likelihood "
+        lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {r.formula}"]
+        if r.model.data_name:
+            lines.append(f"   Data: {r.model.data_name}")
+        return "\n".join(lines)
+
+    def criterion(self) -> str:
+        r = self.results
+        if r.reml:
+            return f"REML criterion at convergence: {r.objective:.1f}"
+        cells = [f"{r.aic:.1f}", f"{r.bic:.1f}", f"{r.loglik:.1f}", f"{r.deviance:.1f}", str(r.df_residual)]
+        return table([["AIC", "BIC", "logLik", "deviance", "df.resid"], cells], ["r"] * 5, indent=1)
+
+    def scaled_residuals(self) -> str:
+        r = self.results
+        q = np.quantile(r.residuals / r.sigma, [0, 0.25, 0.5, 0.75, 1])
+        return "Scaled residuals: \n" + table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
+
+    def random_effects(self) -> str:
+        r = self.results
+        vc = r.varcorr
+        var_rows = vc[vc["var2"].isna()]
+        var_txt = fmt_column(var_rows["vcov"].tolist(), 5, use_max=True)
+        sd_txt = fmt_column(var_rows["sdcor"].tolist(), 5, use_max=True)
+        maxp = max(t.p for t in r.model.terms)
+        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (maxp - 2) if maxp > 1 else [])]
+        i = 0
+        names = list(dict.fromkeys(vc["grp"]))
+        for name in names:
+            block = vc[vc["grp"] == name]
+            diag = block[block["var2"].isna()]
+            cov = block[block["var2"].notna()]
+            cn = list(diag["var1"]) if name != "Residual" else [""]
+            for a, var1 in enumerate(cn):
+                corr = []
+                for b in range(a):
+                    c = cov[(cov["var1"] == cn[b]) & (cov["var2"] == var1)]["sdcor"]
+                    corr.append(f"{float(c.iloc[0]):.2f}" if len(c) else "")
+                row = [name if a == 0 else "", var1, var_txt[i], sd_txt[i]]
+                if maxp > 1:
+                    row += corr + [""] * (maxp - 1 - len(corr))
+                rows.append(row)
+                i += 1
+        body = table(rows, ["l", "l", "r", "r"] + ["r"] * (maxp - 1 if maxp > 1 else 0), indent=1)
+        groups = ", ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+        return f"Random effects:\n{body}\nNumber of obs: {r.nobs}, groups:  {groups}"
+
+    def fixed(self) -> str:
+        r = self.results
+        fe = r.fixed_effects
+        if fe.empty:
+            return "No fixed effect coefficients"
+        cols = [fmt_column(fe["Estimate"].tolist(), 5), fmt_column(fe["Std. Error"].tolist(), 4), fmt_column(fe["t value"].tolist(), 4)]
+        rows = [["", "Estimate", "Std. Error", "t value"]]
+        rows += [[name] + [c[i] for c in cols] for i, name in enumerate(fe.index)]
+        return "Fixed effects:\n" + table(rows, ["l", "r", "r", "r"])
+
+    def correlation(self) -> str:
+        r = self.results
+        p = r.nfixed
+        if p < 2:
+            return ""
+        if p > 12:
+            return (
+                f"Correlation matrix not shown by default, as p = {p} > 12.\n"
+                "Use print(summary, correlation=TRUE) or vcov() if you need it"
+            )
+        V = r.vcov.to_numpy()
+        sd = np.sqrt(np.diag(V))
+        C = V / np.outer(sd, sd)
+        names = list(r.vcov.index)
+        rows = [[""] + [abbreviate(n) for n in names[:-1]]]
+        for i in range(1, p):
+            rows.append([names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
+        return "Correlation of Fixed Effects:\n" + table(rows, ["l"] + ["r"] * (p - 1))
+
+    def notes(self) -> str:
+        r = self.results
+        lines = []
+        if r.n_dropped:
+            lines.append(f"{r.n_dropped} observations deleted due to missingness")
+        lines += r.warnings[1 if r.n_dropped else 0 :]
+        return "\n".join(lines)
+
+    # -------------------------------------------------------------- renderings
+    def __str__(self) -> str:
+        parts = [self.header(), self.criterion(), self.scaled_residuals(), self.random_effects(), self.fixed(), self.correlation(), self.notes()]
+        return "\n\n".join(p for p in parts if p) + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        r = self.results
+        esc = html.escape
+
+        def html_table(df, floatfmt="{:.4g}"):
+            head = "".join(f"<th>{esc(str(c))}</th>" for c in [df.index.name or ""] + list(df.columns))
+            body = ""
+            for idx, row in df.iterrows():
+                cells = "".join(
+                    f"<td>{'' if v is None or (isinstance(v, float) and np.isnan(v)) else esc(floatfmt.format(v) if isinstance(v, float) else str(v))}</td>"
+                    for v in row
+                )
+                body += f"<tr><th>{esc(str(idx))}</th>{cells}</tr>"
+            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+        vc = r.varcorr.set_index("grp")
+        crit = f"REML criterion: {r.objective:.2f}" if r.reml else f"AIC {r.aic:.2f}, BIC {r.bic:.2f}, logLik {r.loglik:.2f}, deviance {r.deviance:.2f}"
+        warn = "".join(f"<li>{esc(w)}</li>" for w in r.warnings)
+        return (
+            "<div class='mixedmodels-summary'>"
+            f"<p><b>Linear mixed model fit by {r.method}</b><br><code>{esc(r.formula)}</code><br>"
+            f"{r.nobs} observations; groups: {esc(', '.join(f'{g} ({n})' for g, n in r.ngroups.items()))}; {crit}</p>"
+            f"<p><b>Random effects</b></p>{html_table(vc)}"
+            f"<p><b>Fixed effects</b></p>{html_table(r.fixed_effects)}"
+            + (f"<ul>{warn}</ul>" if warn else "")
+            + "</div>"
+        )

@@ -1,0 +1,410 @@
+"""Results of a fitted linear mixed model; everything is a cheap read of the factor at θ̂."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .engine import BlockedCholesky
+from .exceptions import DataError
+from .formula.design import coerce_columns, group_labels
+from .optimize import FitRecord, singular_components
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+#: Above this many random effects, conditional variances use sparse triangular solves.
+DENSE_CONDVAR_LIMIT = 6000
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """lme4's names for several terms on one factor: ``g``, ``g.1``, ``g.2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        k = seen.get(name, 0)
+        out.append(name if k == 0 else f"{name}.{k}")
+        seen[name] = k + 1
+    return out
+
+
+class LinearMixedModelResults:
+    """A fitted linear mixed model.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+    theta : numpy.ndarray
+        Estimated covariance parameters.
+    objective : float
+        REML criterion or ML deviance at ``theta``.
+    fit_record : FitRecord
+    """
+
+    def __init__(self, model: "LinearMixedModel", theta: np.ndarray, objective: float, fit_record: FitRecord) -> None:
+        self.model = model
+        self.theta = np.asarray(theta, dtype=float)
+        self.objective = float(objective)
+        self.fit_record = fit_record
+        self.factor = BlockedCholesky(model.terms, model.crossprods).update(self.theta)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def reml(self) -> bool:
+        """True for a REML fit."""
+        return self.model.reml
+
+    @property
+    def method(self) -> str:
+        """``"REML"`` or ``"ML"``."""
+        return "REML" if self.reml else "ML"
+
+    @property
+    def formula(self) -> str:
+        """The model formula."""
+        return self.model.formula
+
+    @property
+    def nobs(self) -> int:
+        """Observations used."""
+        return self.model.nobs
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values."""
+        return self.model.design.n_dropped
+
+    @property
+    def nfixed(self) -> int:
+        """Number of fixed-effects coefficients (after dropping dependent columns)."""
+        return self.model.design.X.shape[1]
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor (one entry per distinct factor, as lme4's ``ngrps``)."""
+        out: dict[str, int] = {}
+        for t in self.model.terms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    @property
+    def npar(self) -> int:
+        """Parameters counted by logLik's df: fixed effects, θ and σ."""
+        return self.nfixed + len(self.theta) + 1
+
+    @property
+    def df_residual(self) -> int:
+        """Residual degrees of freedom ``n − npar`` (lme4's ``df.residual``)."""
+        return self.nobs - self.npar
+
+    @property
+    def theta_names(self) -> list[str]:
+        """Names of the θ elements, lme4 style."""
+        return self.model.theta_names
+
+    # ------------------------------------------------------------------ estimates
+    @cached_property
+    def _rx(self) -> np.ndarray:
+        p = self.nfixed
+        return self.factor.LXX[:p, :p]
+
+    @cached_property
+    def beta(self) -> np.ndarray:
+        """Fixed-effects estimates β̂ (solve ``R_X' β = r_Xy``)."""
+        p = self.nfixed
+        if p == 0:
+            return np.zeros(0)
+        return sla.solve_triangular(self._rx.T, self.factor.LXX[p, :p], lower=False)
+
+    @property
+    def pwrss(self) -> float:
+        """Penalised residual sum of squares at θ̂."""
+        return self.factor.pwrss()
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        dof = self.nobs - self.nfixed if self.reml else self.nobs
+        return math.sqrt(self.pwrss / dof)
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of β̂, ``σ² (R_X R_X')⁻¹``."""
+        names = list(self.model.design.fixed_names)
+        if not names:
+            return pd.DataFrame(np.zeros((0, 0)))
+        rinv = sla.solve_triangular(self._rx, np.eye(self.nfixed), lower=True)
+        return pd.DataFrame(self.sigma**2 * rinv.T @ rinv, index=names, columns=names)
+
+    @cached_property
+    def fixed_effects(self) -> pd.DataFrame:
+        """Table of estimates, standard errors and t values (columns ``Estimate``, ``Std. Error``, ``t value``)."""
+        se = np.sqrt(np.diag(self.vcov.to_numpy())) if self.nfixed else np.zeros(0)
+        return pd.DataFrame(
+            {"Estimate": self.beta, "Std. Error": se, "t value": self.beta / se if self.nfixed else se},
+            index=pd.Index(self.model.design.fixed_names, name="term"),
+        )
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """Fixed-effects estimates as a Series (lme4's ``fixef``)."""
+        return self.fixed_effects["Estimate"]
+
+    @cached_property
+    def lambdas(self) -> list[np.ndarray]:
+        """Relative covariance factors λ_k at θ̂."""
+        return self.factor.lambdas()
+
+    @cached_property
+    def covariances(self) -> list[pd.DataFrame]:
+        """Covariance matrix ``σ² λ_k λ_k'`` of the random effects of each term."""
+        out = []
+        for t, lam in zip(self.model.terms, self.lambdas):
+            out.append(pd.DataFrame(self.sigma**2 * lam @ lam.T, index=list(t.cnames), columns=list(t.cnames)))
+        return out
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``.
+
+        One row per variance, one per covariance (``vcov`` the covariance, ``sdcor`` the
+        correlation) and the residual row; columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``.
+        """
+        rows = []
+        names = _unique_names([t.group for t in self.model.terms])
+        for name, t, cov in zip(names, self.model.terms, self.covariances):
+            S = cov.to_numpy()
+            sd = np.sqrt(np.diag(S))
+            for i in range(t.p):
+                rows.append((name, t.cnames[i], None, S[i, i], sd[i]))
+            for j in range(t.p):
+                for i in range(j + 1, t.p):
+                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else float("nan")
+                    rows.append((name, t.cnames[j], t.cnames[i], S[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    # ------------------------------------------------------------------ likelihood
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (restricted log-likelihood for REML fits), as lme4's ``logLik``."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``-2 logLik + 2 npar``."""
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion, ``-2 logLik + npar log n``."""
+        return -2.0 * self.loglik + self.npar * math.log(self.nobs)
+
+    @property
+    def deviance(self) -> float:
+        """ML deviance at θ̂ (for a REML fit, the ML deviance evaluated at the REML estimates, as lme4's ``deviance(m, REML=FALSE)``)."""
+        if not self.reml:
+            return self.objective
+        f = self.factor
+        n = self.nobs
+        return f.logdet_z() + n * (1.0 + math.log(2.0 * math.pi * f.pwrss() / n))
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at convergence (None for ML fits)."""
+        return self.objective if self.reml else None
+
+    # ------------------------------------------------------------------ diagnostics
+    @property
+    def singular(self) -> bool:
+        """True when a variance or correlation estimate is on the boundary (lme4's ``isSingular``)."""
+        return bool(singular_components(self.theta, self.model.lower_bounds).size)
+
+    @property
+    def singular_terms(self) -> list[str]:
+        """θ elements on the boundary, by lme4 name."""
+        names = self.theta_names
+        return [names[i] for i in singular_components(self.theta, self.model.lower_bounds)]
+
+    @property
+    def converged(self) -> bool:
+        """The optimizer succeeded and the gradient check passed."""
+        return self.fit_record.converged
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings from building and fitting the model, in lme4's words."""
+        out = []
+        d = self.model.design
+        if d.n_dropped:
+            out.append(f"{d.n_dropped} rows with missing values dropped")
+        if d.dropped_columns:
+            k = len(d.dropped_columns)
+            out.append(
+                f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
+                f"coefficient{'s' if k > 1 else ''}: {', '.join(d.dropped_columns)}"
+            )
+        return out + list(self.fit_record.warnings)
+
+    # ------------------------------------------------------------------ random effects
+    @cached_property
+    def _u(self) -> np.ndarray:
+        """Spherical random effects u (``L_ZZ' u = c_Z − L_XZ' β``)."""
+        p = self.nfixed
+        LXZ = self.factor.lower_xz()
+        rhs = LXZ[p] - LXZ[:p].T @ self.beta
+        return spla.spsolve_triangular(self._lzz.T.tocsr(), rhs, lower=False)
+
+    @cached_property
+    def _lzz(self) -> sp.csr_matrix:
+        return self.factor.lower_zz()
+
+    @cached_property
+    def _b_by_term(self) -> list[np.ndarray]:
+        out, start = [], 0
+        for t, lam in zip(self.model.terms, self.lambdas):
+            u = self._u[start : start + t.q].reshape(t.nlevels, t.p)
+            out.append(u @ lam.T)
+            start += t.q
+        return out
+
+    @cached_property
+    def _condvar_by_term(self) -> list[np.ndarray]:
+        """``σ² Λ (L_ZZ L_ZZ')⁻¹ Λ'`` diagonal blocks per level, ``(l_k, p_k, p_k)`` per term."""
+        L = self._lzz
+        q = L.shape[0]
+        dense = L.toarray() if q <= DENSE_CONDVAR_LIMIT else None
+        out, start = [], 0
+        for t, lam in zip(self.model.terms, self.lambdas):
+            blocks = np.empty((t.nlevels, t.p, t.p))
+            chunk = max(1, 2000 // t.p) * t.p
+            for c0 in range(0, t.q, chunk):
+                c1 = min(t.q, c0 + chunk)
+                nl = (c1 - c0) // t.p
+                E = np.zeros((q, c1 - c0))
+                # columns of Λ' for these levels: rows of the term's block hold λ'
+                for a in range(t.p):
+                    for c in range(t.p):
+                        E[start + c0 + a + t.p * np.arange(nl), c + t.p * np.arange(nl)] = lam[c, a]
+                if dense is not None:
+                    W = sla.solve_triangular(dense, E, lower=True, check_finite=False)
+                else:
+                    W = spla.spsolve_triangular(L, E, lower=True)
+                W3 = W.reshape(q, nl, t.p)
+                blocks[c0 // t.p : c0 // t.p + nl] = np.einsum("qla,qlb->lab", W3, W3)
+            out.append(self.sigma**2 * blocks)
+            start += t.q
+        return out
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes (BLUPs) of the random effects, one DataFrame per grouping factor.
+
+        Parameters
+        ----------
+        condvar : bool
+            Also return conditional standard deviations as columns ``sd(<name>)``
+            (square roots of the diagonal of lme4's ``postVar``).
+        """
+        out: dict[str, pd.DataFrame] = {}
+        for k, (t, b) in enumerate(zip(self.model.terms, self._b_by_term)):
+            frame = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames))
+            if condvar:
+                sd = np.sqrt(np.diagonal(self._condvar_by_term[k], axis1=1, axis2=2))
+                frame = frame.join(pd.DataFrame(sd, index=frame.index, columns=[f"sd({c})" for c in t.cnames]))
+            out[t.group] = frame if t.group not in out else out[t.group].join(frame, rsuffix=".1")
+        return out
+
+    def condvar(self) -> dict[str, np.ndarray]:
+        """Conditional covariance matrices of the random effects, ``(levels, p, p)`` per term (lme4's ``postVar``)."""
+        names = _unique_names([t.group for t in self.model.terms])
+        return dict(zip(names, self._condvar_by_term))
+
+    # ------------------------------------------------------------------ fitted values
+    @cached_property
+    def fitted_fixed(self) -> np.ndarray:
+        """``Xβ̂`` (population-level fitted values)."""
+        return self.model.design.X @ self.beta
+
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """``Xβ̂ + Zb̂`` (conditional fitted values)."""
+        out = self.fitted_fixed.copy()
+        for t, b in zip(self.model.terms, self._b_by_term):
+            out += np.einsum("np,np->n", t.z, b[t.refs])
+        return out
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """Conditional residuals ``y − Xβ̂ − Zb̂``."""
+        return self.model.design.y - self.fitted
+
+    @property
+    def residuals_fixed(self) -> np.ndarray:
+        """Population-level residuals ``y − Xβ̂``."""
+        return self.model.design.y - self.fitted_fixed
+
+    def predict(self, newdata: pd.DataFrame | None = None, *, include_random: bool = True, allow_new_levels: bool = True) -> np.ndarray:
+        """Predictions for new data.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Covariates and grouping factors; ``None`` returns the fitted values.
+        include_random : bool
+            Add the conditional modes of the random effects (lme4's default) or give the
+            population-level prediction (``re.form = NA``).
+        allow_new_levels : bool
+            Levels not seen in fitting get a random effect of zero (the population level);
+            if False such levels raise :class:`DataError`.
+        """
+        if newdata is None:
+            return self.fitted if include_random else self.fitted_fixed
+        d = self.model.design
+        frame = coerce_columns(pd.DataFrame(newdata).rename(columns=str))
+        try:
+            X = np.asarray(d.fixed_spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot build the fixed-effects matrix for newdata: {str(exc).splitlines()[0]}") from None
+        pred = X[:, d.kept_columns] @ self.beta
+        if not include_random:
+            return pred
+        for t, b in zip(self.model.terms, self._b_by_term):
+            missing = [g for g in t.group_vars if g not in frame.columns]
+            if missing:
+                raise DataError(f"newdata lacks grouping variable(s) {', '.join(missing)}")
+            z = np.asarray(t.spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
+            index = {lab: i for i, lab in enumerate(t.levels)}
+            labels = group_labels(frame, t.group_vars)
+            pos = np.array([index.get(lab, -1) for lab in labels], dtype=np.int64)
+            if not allow_new_levels and np.any(pos < 0):
+                unseen = sorted(set(labels[pos < 0]))
+                raise DataError(f"new levels of {t.group!r} not seen in fitting: {', '.join(unseen[:5])}")
+            contrib = np.einsum("np,np->n", z, b[np.maximum(pos, 0)])
+            pred = pred + np.where(pos >= 0, contrib, 0.0)
+        return pred
+
+    # ------------------------------------------------------------------ output
+    def summary(self):
+        """lme4-style summary; ``str()`` gives text, ``_repr_html_`` HTML."""
+        from .report.summary import Summary
+
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description of the fit (the CLI's ``--json`` output)."""
+        from .report.serialize import results_to_dict
+
+        return results_to_dict(self)
