@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import BlockedCholesky, CrossProducts, Objective
+from .engine.threads import DENSE_SIZE_THRESHOLD, single_threaded_blas
 from .exceptions import ModelError
 from .formula.design import Design, build_design
 from .optimize import optimize_theta
@@ -96,7 +97,11 @@ class LinearMixedModel:
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         if x0.shape != self.theta_start.shape:
             raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")
-        theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence)
+        big = any(
+            kind == "dense" and t.q >= DENSE_SIZE_THRESHOLD for kind, t in zip(self.factor.diag_kind, self.terms)
+        )
+        with single_threaded_blas(big):
+            theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence)
         for msg in record.warnings:
             category = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, category, stacklevel=2)

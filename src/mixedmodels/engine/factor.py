@@ -190,7 +190,7 @@ class BlockedCholesky:
                     for j in range(k):
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod
-                    self.Ldiag[k] = sla.cholesky(Dd, lower=True, overwrite_a=True, check_finite=False)
+                    self.Ldiag[k] = np.linalg.cholesky(Dd)
             XX = cp.xx.copy()
             for j, t in enumerate(self.terms):
                 M = np.matmul(cp.zx[j].reshape(self.r, t.nlevels, t.p), self.lam[j]).reshape(self.r, t.q)

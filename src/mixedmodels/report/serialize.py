@@ -16,6 +16,10 @@ def _num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
 def results_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
     """The fit as plain Python types: estimates, variance components, likelihood and fit record."""
     fe = r.fixed_effects
@@ -49,8 +53,8 @@ def results_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
         "random_effects": [
             {
                 "group": row.grp,
-                "term1": row.var1,
-                "term2": row.var2,
+                "term1": _str(row.var1),
+                "term2": _str(row.var2),
                 "variance": _num(row.vcov),
                 "sd_or_corr": _num(row.sdcor),
             }

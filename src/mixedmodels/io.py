@@ -1,0 +1,67 @@
+"""Reading data for the command line: CSV, Parquet and Feather files, or a bundled dataset by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import datasets
+from .exceptions import DataError
+
+_READERS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".feather": "feather",
+    ".arrow": "feather",
+}
+
+
+def read_data(source: str) -> tuple[pd.DataFrame, str]:
+    """Read ``source``, a file path or the name of a bundled dataset.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+    name : str
+        The name to show in summaries (the dataset name or the file's stem).
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable, or not a supported format.
+    """
+    path = Path(source)
+    if not path.exists():
+        if source in datasets.list_datasets():
+            return datasets.load(source), source
+        raise DataError(f"no such file or bundled dataset: {source!r} (bundled: {', '.join(datasets.list_datasets())})")
+    if path.is_dir():
+        raise DataError(f"{source!r} is a directory, not a data file")
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"cannot tell the format of {source!r}: use a .csv, .tsv, .parquet or .feather file")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path)
+        elif kind == "tsv":
+            frame = pd.read_csv(path, sep="\t")
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_feather(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {source!r}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source!r} is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"cannot parse {source!r}: {str(exc).strip().splitlines()[-1]}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {source!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if frame.columns.duplicated().any() or any(str(c).rsplit(".", 1)[-1].isdigit() and str(c).rsplit(".", 1)[0] in map(str, frame.columns) for c in frame.columns if kind in ("csv", "tsv")):
+        dup = [str(c) for c in frame.columns if str(c).rsplit(".", 1)[0] in map(str, frame.columns) and str(c).rsplit(".", 1)[-1].isdigit()]
+        raise DataError(f"duplicated column names in {source!r}: {', '.join(dup)}")
+    return frame, path.stem
