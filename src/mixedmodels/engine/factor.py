@@ -36,6 +36,41 @@ def _level_pattern(block, pk: int, pj: int, shape: tuple[int, int]) -> sp.csr_ma
     return sp.csr_matrix((np.ones(coo.nnz, dtype=bool), (coo.row // pk, coo.col // pj)), shape=shape)
 
 
+class GramMap:
+    """Lower triangle of ``A diag(w) A'`` for a fixed sparse ``A`` as one sparse mat-vec in ``w``.
+
+    Precomputed once: for every structurally non-zero ``(i, j)``, ``i ≥ j``, of the product the
+    coefficients ``A[i, s] A[j, s]`` over the columns ``s``; then each update costs one product of a
+    CSR matrix with ``w`` instead of a sparse-times-sparse product (used for the fill-in of a
+    dense diagonal block by a scalar first term, e.g. lecturers × students in InstEval).
+    """
+
+    def __init__(self, A: sp.csr_matrix) -> None:
+        csc = A.tocsc()
+        q = A.shape[0]
+        keys, cols, vals = [], [], []
+        for s in range(csc.shape[1]):
+            lo, hi = csc.indptr[s], csc.indptr[s + 1]
+            if hi == lo:
+                continue
+            r = csc.indices[lo:hi]
+            v = csc.data[lo:hi]
+            i, j = np.tril_indices(hi - lo)
+            a, b = np.maximum(r[i], r[j]), np.minimum(r[i], r[j])
+            keys.append(a.astype(np.int64) * q + b)
+            cols.append(np.full(len(i), s))
+            vals.append(v[i] * v[j])
+        key = np.concatenate(keys)
+        C = sp.csr_matrix((np.concatenate(vals), (key, np.concatenate(cols))), shape=(q * q, csc.shape[1]))
+        rows = np.flatnonzero(np.diff(C.indptr))
+        self.C = C[rows]
+        self.rows, self.cols = rows // q, rows % q
+
+    def lower(self, w: np.ndarray) -> np.ndarray:
+        """Values of the lower triangle of ``A diag(w) A'`` at ``(self.rows, self.cols)``."""
+        return self.C @ w
+
+
 class BlockedCholesky:
     """Blocked Cholesky factor of a linear mixed model, updated in place for each θ.
 
@@ -63,6 +98,16 @@ class BlockedCholesky:
         self.Loff: dict[tuple[int, int], object] = {}
         self.LX: list[np.ndarray] = [np.empty(0)] * self.K
         self.LXX = np.empty((self.r, self.r))
+        # fill-in of a dense block by a scalar first term, as one sparse mat-vec per update
+        self._gram: dict[tuple[int, int], GramMap] = {}
+        for k in range(1, self.K):
+            if (
+                self.diag_kind[k] == "dense"
+                and self.off_kind[k, 0] == "sparse"
+                and terms[k].p == 1
+                and terms[0].p == 1
+            ):
+                self._gram[k, 0] = GramMap(cp.off[k, 0])
         # positions of each level's p×p block inside a dense q×q matrix, for "dense" diagonal blocks
         self._dense_index = {}
         for k, t in enumerate(terms):
@@ -188,8 +233,14 @@ class BlockedCholesky:
                     Dd[rows, cols] = D
                     Dd[np.diag_indices(t.q)] += 1.0
                     for j in range(k):
+                        if (k, j) in self._gram:
+                            g = self._gram[k, j]
+                            scale = (lam[0, 0] * self.lam[j][0, 0]) ** 2
+                            Dd[g.rows, g.cols] -= g.lower(scale * self.Linv[j][:, 0, 0] ** 2)
+                            continue
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod
+                    # LAPACK potrf reads only the lower triangle of Dd
                     self.Ldiag[k] = np.linalg.cholesky(Dd)
             XX = cp.xx.copy()
             for j, t in enumerate(self.terms):
