@@ -47,19 +47,19 @@ class GramMap:
 
     def __init__(self, A: sp.csr_matrix) -> None:
         csc = A.tocsc()
+        csc.sort_indices()
         q = A.shape[0]
+        counts = np.diff(csc.indptr)
         keys, cols, vals = [], [], []
-        for s in range(csc.shape[1]):
-            lo, hi = csc.indptr[s], csc.indptr[s + 1]
-            if hi == lo:
-                continue
-            r = csc.indices[lo:hi]
-            v = csc.data[lo:hi]
-            i, j = np.tril_indices(hi - lo)
-            a, b = np.maximum(r[i], r[j]), np.minimum(r[i], r[j])
-            keys.append(a.astype(np.int64) * q + b)
-            cols.append(np.full(len(i), s))
-            vals.append(v[i] * v[j])
+        # all columns with the same number of non-zeros are handled together
+        for m in np.unique(counts[counts > 0]):
+            which = np.flatnonzero(counts == m)
+            pos = csc.indptr[which][:, None] + np.arange(m)[None, :]
+            i, j = np.tril_indices(m)
+            r, v = csc.indices[pos], csc.data[pos]
+            keys.append((r[:, i].astype(np.int64) * q + r[:, j]).ravel())
+            cols.append(np.repeat(which, len(i)))
+            vals.append((v[:, i] * v[:, j]).ravel())
         key = np.concatenate(keys)
         C = sp.csr_matrix((np.concatenate(vals), (key, np.concatenate(cols))), shape=(q * q, csc.shape[1]))
         rows = np.flatnonzero(np.diff(C.indptr))

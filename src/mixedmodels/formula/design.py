@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as sla
 from formulaic import model_matrix
 
 from ..exceptions import DataError, DroppedRowsWarning, FormulaError, ModelError, RankDeficiencyWarning
@@ -139,20 +140,14 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarra
     Like R's ``qr()`` (LINPACK ``dqrdc2``, limited pivoting): a column is dropped when the norm of
     its residual after projection on the columns kept so far is below ``tol`` times its own norm.
     """
-    keep: list[int] = []
-    Q = np.empty((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        x = X[:, j]
-        norm = np.linalg.norm(x)
-        if norm == 0.0 or not np.isfinite(norm):
-            continue
-        v = x - Q @ (Q.T @ x)
-        v = v - Q @ (Q.T @ v)
-        rnorm = np.linalg.norm(v)
-        if rnorm > tol * norm:
-            keep.append(j)
-            Q = np.column_stack([Q, v / rnorm])
-    return np.array(keep, dtype=np.int64)
+    if X.shape[1] == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Without pivoting, |R_jj| of X = QR is the norm of column j's residual after projection on
+    # all earlier columns; dropped columns lie in the span of kept ones, so this is the same test.
+    R = sla.qr(X, mode="r", check_finite=False)[0]
+    norms = np.linalg.norm(X, axis=0)
+    resid = np.abs(np.diag(R)) if R.shape[0] >= X.shape[1] else np.r_[np.abs(np.diag(R)), np.zeros(X.shape[1] - R.shape[0])]
+    return np.flatnonzero((norms > 0) & (resid > tol * norms)).astype(np.int64)
 
 
 def _matrix(expr: str, data: pd.DataFrame, context: dict[str, object], what: str):
