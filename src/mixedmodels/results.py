@@ -318,7 +318,7 @@ class LinearMixedModelResults:
             if condvar:
                 sd = np.sqrt(np.diagonal(self._condvar_by_term[k], axis1=1, axis2=2))
                 frame = frame.join(pd.DataFrame(sd, index=frame.index, columns=[f"sd({c})" for c in t.cnames]))
-            out[t.group] = frame if t.group not in out else out[t.group].join(frame, rsuffix=".1")
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
         return out
 
     def condvar(self) -> dict[str, np.ndarray]:
