@@ -41,3 +41,7 @@ class RankDeficiencyWarning(MixedModelsWarning):
 
 class DroppedRowsWarning(MixedModelsWarning):
     """Rows were dropped because of missing values."""
+
+
+class ScaleWarning(MixedModelsWarning):
+    """Predictors are on very different scales; the fit may be numerically delicate."""

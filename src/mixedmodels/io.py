@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,22 @@ _READERS = {
     ".feather": "feather",
     ".arrow": "feather",
 }
+
+
+def _check_delimited(path: Path, sep: str, source: str) -> None:
+    """Duplicated header names and short rows, which pandas would rename or pad silently."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        seen: set[str] = set()
+        dup = sorted({h for h in header if h in seen or seen.add(h)})
+        if dup:
+            raise DataError(f"duplicated column names in {source!r}: {', '.join(dup)}")
+        for line, row in enumerate(reader, start=2):
+            if row and len(row) != len(header):
+                raise DataError(
+                    f"ragged rows in {source!r}: line {line} has {len(row)} fields, the header has {len(header)}"
+                )
 
 
 def read_data(source: str) -> tuple[pd.DataFrame, str]:
@@ -61,7 +78,9 @@ def read_data(source: str) -> tuple[pd.DataFrame, str]:
         raise DataError(f"cannot parse {source!r}: {str(exc).strip().splitlines()[-1]}") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {source!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if frame.columns.duplicated().any() or any(str(c).rsplit(".", 1)[-1].isdigit() and str(c).rsplit(".", 1)[0] in map(str, frame.columns) for c in frame.columns if kind in ("csv", "tsv")):
-        dup = [str(c) for c in frame.columns if str(c).rsplit(".", 1)[0] in map(str, frame.columns) and str(c).rsplit(".", 1)[-1].isdigit()]
+    if kind in ("csv", "tsv"):
+        _check_delimited(path, "\t" if kind == "tsv" else ",", source)
+    elif frame.columns.duplicated().any():
+        dup = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise DataError(f"duplicated column names in {source!r}: {', '.join(dup)}")
     return frame, path.stem

@@ -102,7 +102,10 @@ class LinearMixedModel:
         )
         with single_threaded_blas(big):
             theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence)
-        for msg in record.warnings:
-            category = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
-            warnings.warn(msg, category, stacklevel=2)
-        return LinearMixedModelResults(self, theta, value, record)
+        result = LinearMixedModelResults(self, theta, value, record)
+        for msg in result.warnings:
+            if msg.startswith("boundary"):
+                warnings.warn(msg, SingularFitWarning, stacklevel=2)
+            elif msg in record.warnings:
+                warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        return result

@@ -251,7 +251,16 @@ class LinearMixedModelResults:
                 f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
                 f"coefficient{'s' if k > 1 else ''}: {', '.join(d.dropped_columns)}"
             )
-        return out + list(self.fit_record.warnings)
+        from .formula.design import scale_warning
+
+        if msg := scale_warning(d.X):
+            out.append(msg)
+        fit_msgs = list(self.fit_record.warnings)
+        if self.singular:
+            fit_msgs = [
+                m + f" (at the boundary: {', '.join(self.singular_terms)})" if m.startswith("boundary") else m for m in fit_msgs
+            ]
+        return out + fit_msgs
 
     # ------------------------------------------------------------------ random effects
     @cached_property

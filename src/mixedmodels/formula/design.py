@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.linalg as sla
 from formulaic import model_matrix
 
-from ..exceptions import DataError, DroppedRowsWarning, FormulaError, ModelError, RankDeficiencyWarning
+from ..exceptions import DataError, DroppedRowsWarning, FormulaError, ModelError, RankDeficiencyWarning, ScaleWarning
 from ..terms import RandomEffectsTerm
 from .parse import ParsedFormula, parse_formula
 from .safety import evaluation_context, sanitize
@@ -150,6 +150,37 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarra
     return np.flatnonzero((norms > 0) & (resid > tol * norms)).astype(np.int64)
 
 
+def _check_slopes_vary(z: np.ndarray, refs: np.ndarray, nlev: int, names: list[str], label: str) -> None:
+    """A random slope next to a random intercept needs its variable to vary within some group."""
+    ones = np.all(z == 1.0, axis=0)
+    if not ones.any():
+        return
+    counts = np.bincount(refs, minlength=nlev)
+    for j in np.flatnonzero(~ones):
+        mean = np.bincount(refs, z[:, j], minlength=nlev) / np.maximum(counts, 1)
+        if np.allclose(z[:, j], mean[refs], rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(z[:, j]).max()))):
+            raise ModelError(
+                f"random slope {names[j]!r} in {label} is constant within every group, so it cannot be "
+                "separated from the random intercept; drop it or make it a fixed effect"
+            )
+
+
+def scale_warning(X: np.ndarray, tol: float = 1e3) -> str | None:
+    """lme4's ``checkScaleX``: non-binary columns whose SDs differ by more than ``tol`` (or are extreme)."""
+    cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+    if not cont:
+        return None
+    sd = X[:, cont].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(cont))
+    sd = sd[sd > 0]
+    if sd.size == 0:
+        return None
+    logsd = np.abs(np.log(sd))
+    logcomp = np.abs(np.log(sd[:, None] / sd[None, :]))
+    if max(float(logsd.max()), float(logcomp.max())) > np.log(tol):
+        return "Some predictor variables are on very different scales: consider rescaling (centring and scaling)"
+    return None
+
+
 def _matrix(expr: str, data: pd.DataFrame, context: dict[str, object], what: str):
     try:
         return model_matrix(expr, data, context=context, na_action="ignore")
@@ -223,6 +254,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
             stacklevel=3,
         )
 
+    if warn and (msg := scale_warning(X_full[:, kept])):
+        warnings.warn(msg, ScaleWarning, stacklevel=3)
     n = len(y)
     terms = []
     for spec, expr in zip(parsed.random, term_exprs):
@@ -240,6 +273,13 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
                 f"the number of observations ({n})"
             )
+        label = f"({spec.expr} | {spec.group_label})"
+        if len(levels) * z.shape[1] >= n:
+            raise ModelError(
+                f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
+                f"{label}; the random-effects parameters and the residual variance are probably unidentifiable"
+            )
+        _check_slopes_vary(z, refs, len(levels), [r_name(c) for c in zm.columns], label)
         terms.append(
             RandomEffectsTerm(
                 group=spec.group_label,
