@@ -26,8 +26,7 @@ def _check_delimited(path: Path, sep: str, source: str) -> None:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, [])
-        seen: set[str] = set()
-        dup = sorted({h for h in header if h in seen or seen.add(h)})
+        dup = sorted({h for h in header if header.count(h) > 1})
         if dup:
             raise DataError(f"duplicated column names in {source!r}: {', '.join(dup)}")
         for line, row in enumerate(reader, start=2):
