@@ -124,3 +124,12 @@ def test_module_entry_point():
 def test_datasets_command(capsys):
     code, out, _ = run(capsys, "datasets")
     assert code == 0 and "sleepstudy" in out.split()
+
+
+def test_debug_shows_the_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedmodels", "fit", "sleepstudy", "--formula", "Reaction ~ Dayz + (1 | Subject)", "--debug"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "DataError" in proc.stderr
