@@ -58,9 +58,21 @@ class LinearMixedModel:
         return len(self.design.y)
 
     @cached_property
+    def y_shift(self) -> tuple[int, float] | None:
+        """``(column, mean(y))`` when X has a column of ones, else None.
+
+        The cross-products use ``y − mean(y)``: the shift lies in the column space of X, so every
+        quantity but that column's coefficient is unchanged, and the residual sum of squares is not
+        formed from an uncentred ``y'y`` (which loses precision when mean(y) ≫ sd(y)).
+        """
+        ones = np.flatnonzero(np.all(self.design.X == 1.0, axis=0))
+        return (int(ones[0]), float(np.mean(self.design.y))) if ones.size else None
+
+    @cached_property
     def crossprods(self) -> CrossProducts:
-        """Cross-products of ``[Z X y]`` (computed once)."""
-        return CrossProducts.from_arrays(self.design.terms, self.design.X, self.design.y)
+        """Cross-products of ``[Z X y]`` (computed once; ``y`` centred, see :attr:`y_shift`)."""
+        y = self.design.y - (self.y_shift[1] if self.y_shift else 0.0)
+        return CrossProducts.from_arrays(self.design.terms, self.design.X, y)
 
     @cached_property
     def factor(self) -> BlockedCholesky:

@@ -116,12 +116,21 @@ class LinearMixedModelResults:
         return self.factor.LXX[:p, :p]
 
     @cached_property
-    def beta(self) -> np.ndarray:
-        """Fixed-effects estimates β̂ (solve ``R_X' β = r_Xy``)."""
+    def _beta_centred(self) -> np.ndarray:
+        """Solution of ``R_X' β = r_Xy`` for the centred response the factor was built from."""
         p = self.nfixed
         if p == 0:
             return np.zeros(0)
         return sla.solve_triangular(self._rx.T, self.factor.LXX[p, :p], lower=False)
+
+    @cached_property
+    def beta(self) -> np.ndarray:
+        """Fixed-effects estimates β̂ (undoing the centring of y, see ``LinearMixedModel.y_shift``)."""
+        beta = self._beta_centred.copy()
+        if self.model.y_shift is not None:
+            column, shift = self.model.y_shift
+            beta[column] += shift
+        return beta
 
     @property
     def pwrss(self) -> float:
@@ -268,7 +277,7 @@ class LinearMixedModelResults:
         """Spherical random effects u (``L_ZZ' u = c_Z − L_XZ' β``)."""
         p = self.nfixed
         LXZ = self.factor.lower_xz()
-        rhs = LXZ[p] - LXZ[:p].T @ self.beta
+        rhs = LXZ[p] - LXZ[:p].T @ self._beta_centred
         return spla.spsolve_triangular(self._lzz.T.tocsr(), rhs, lower=False)
 
     @cached_property
