@@ -133,3 +133,129 @@ def test_debug_shows_the_traceback():
     )
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "DataError" in proc.stderr
+
+
+# --- More on the numbers, formats and errors ---------------------------------------------------------
+
+
+def strict_json(text):
+    def no_constants(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=no_constants)
+
+
+def test_json_numbers_match_lme4(capsys):
+    code, out, err = run(capsys, "fit", "sleepstudy", "--formula", "Reaction ~ Days + (Days|Subject)", "--json")
+    assert code == 0 and err == "" and out.count("\n") == 1
+    d = strict_json(out)
+    assert d["formula"] == "Reaction ~ Days + (Days|Subject)"
+    # lme4: REMLcrit 1743.628, AIC 1755.628, BIC 1774.786, theta 0.96674 0.01517 0.23090
+    assert d["objective"] == pytest.approx(1743.628, abs=1e-3)
+    assert d["objective"] == pytest.approx(-2 * d["loglik"], rel=1e-12)
+    assert d["aic"] == pytest.approx(1755.628, abs=1e-3) and d["bic"] == pytest.approx(1774.786, abs=1e-3)
+    assert d["theta"] == pytest.approx([0.96674, 0.01517, 0.23090], abs=2e-4)
+    fe = {f["term"]: f for f in d["fixed_effects"]}
+    assert fe["(Intercept)"]["estimate"] == pytest.approx(251.4051, abs=1e-3)
+    assert fe["(Intercept)"]["std_error"] == pytest.approx(6.8246, abs=1e-3)
+    assert fe["Days"]["estimate"] == pytest.approx(10.4673, abs=1e-3)
+    assert fe["Days"]["std_error"] == pytest.approx(1.5458, abs=1e-3)
+    assert fe["Days"]["t_value"] == pytest.approx(fe["Days"]["estimate"] / fe["Days"]["std_error"], rel=1e-10)
+    var = [r["variance"] for r in d["random_effects"]]
+    sd = [r["sd_or_corr"] for r in d["random_effects"]]
+    assert var == pytest.approx([612.10, 35.072, 9.604, 654.94], abs=0.05)
+    assert sd[0] == pytest.approx(np.sqrt(var[0])) and sd[1] == pytest.approx(np.sqrt(var[1]))
+    assert sd[2] == pytest.approx(var[2] / (sd[0] * sd[1]))
+    assert sd[3] == pytest.approx(d["sigma"]) and var[3] == pytest.approx(d["sigma"] ** 2)
+    assert isinstance(d["optimizer"]["evaluations"], int) and d["optimizer"]["evaluations"] > 0
+    assert d["optimizer"]["seconds"] >= 0
+
+
+def test_ml_json_and_summary(capsys):
+    code, out, _ = run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--ml", "--json")
+    d = strict_json(out)
+    assert code == 0 and d["method"] == "ML" and d["nobs"] == 180
+    # lme4 (REML = FALSE): deviance 1751.939, AIC 1763.939, BIC 1783.097; variances 565.51, 32.68, 654.94
+    assert d["objective"] == pytest.approx(1751.939, abs=1e-3)
+    assert d["aic"] == pytest.approx(1763.939, abs=1e-3) and d["bic"] == pytest.approx(1783.097, abs=1e-3)
+    assert [r["variance"] for r in d["random_effects"]] == pytest.approx([565.51, 32.68, 11.06, 654.94], abs=0.05)
+    code, out, _ = run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--ml")
+    assert code == 0
+    assert out.startswith("Linear mixed model fit by maximum likelihood")
+    assert "REML criterion" not in out and "logLik" in out and "-876.0" in out
+
+
+def test_csv_and_parquet_give_the_same_fit(capsys, tmp_path):
+    data = mm.datasets.load("sleepstudy")
+    data.to_csv(tmp_path / "s.csv", index=False)
+    data.to_parquet(tmp_path / "s.parquet")
+    results = []
+    for name in ("s.csv", "s.parquet"):
+        code, out, err = run(capsys, "fit", str(tmp_path / name), "--formula", SLEEP, "--json")
+        assert code == 0 and err == ""
+        results.append(strict_json(out))
+    a, b = results
+    assert a["nobs"] == b["nobs"] == 180 and a["groups"] == b["groups"] == {"Subject": 18}
+    assert a["objective"] == pytest.approx(b["objective"], rel=1e-10)
+    code, out, _ = run(capsys, "fit", str(tmp_path / "s.csv"), "--formula", SLEEP)
+    assert code == 0 and "Data: s" in out
+
+
+def test_missing_values_only_in_used_columns_are_dropped(capsys, tmp_path):
+    data = mm.datasets.load("sleepstudy")
+    data["unused"] = np.nan
+    data.loc[[0, 5, 33, 100, 179], "Reaction"] = np.nan
+    path = tmp_path / "gaps.csv"
+    data.to_csv(path, index=False)
+    code, out, _ = run(capsys, "fit", str(path), "--formula", SLEEP, "--json")
+    d = strict_json(out)
+    assert code == 0 and d["n_dropped"] == 5 and d["nobs"] == 175 and d["groups"] == {"Subject": 18}
+    code, out, _ = run(capsys, "fit", str(path), "--formula", SLEEP)
+    assert code == 0 and "Number of obs: 175" in out
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("Reaction Days + (1 | Subject)", "'~'"),
+        ("Reaction ~ Days + Days | Subject", "inside parentheses"),
+        ("Reaction ~ Days + (1 | )", "no grouping factor"),
+        ("Reaction ~ Days + (Days | Subject))", "position"),
+        ('Reaction ~ __import__("os") + (1 | Subject)', "unexpected character"),
+        ("Reaction ~ open(Days) + (1 | Subject)", "not allowed"),
+        ("Reaction ~ Days.__class__ + (1 | Subject)", "unknown column"),
+        ("Reaction ~ Days", "no random-effects terms"),
+        ("Subject ~ Days + (1 | Subjet)", "did you mean 'Subject'"),
+    ],
+)
+def test_formula_errors_on_the_command_line(capsys, formula, message):
+    code, out, err = run(capsys, "fit", "sleepstudy", "--formula", formula)
+    assert code == 2 and out == ""
+    assert err.startswith("mixedmodels: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_grouping_expression_is_a_formula_error(capsys):
+    code, _, err = run(capsys, "fit", "sleepstudy", "--formula", "Reaction ~ Days + (1 | Days + Subject)")
+    assert code == 2 and err.count("\n") == 1
+    assert "unexpected" not in err and "KeyError" not in err
+
+
+def test_module_entry_point_sleepstudy_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedmodels", "fit", "sleepstudy", "--formula", SLEEP, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    d = strict_json(proc.stdout)
+    assert d["nobs"] == 180 and d["loglik"] == pytest.approx(-871.8141, abs=1e-3)
+
+
+def test_module_entry_point_error_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedmodels", "fit", "sleepstudy", "--formula", "Reaction ~ Dayz + (1 | Subject)"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("mixedmodels: error:") and proc.stderr.count("\n") == 1

@@ -216,6 +216,11 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         expr, used_term = sanitize(spec.expr, cols)
         for g in spec.group:
             if g not in data.columns:
+                if not re.fullmatch(r"`?[A-Za-z_.][A-Za-z0-9_.]*`?", g):
+                    raise FormulaError(
+                        f"grouping factor {g!r} in '({spec.expr} | {spec.group_label})' must be a column name "
+                        "(or columns joined by ':' or '/')"
+                    )
                 sanitize(g, cols)  # raises the unknown-column error with suggestions
         used |= used_term | set(spec.group)
         term_exprs.append(expr)

@@ -148,6 +148,8 @@ def _random_term(inner: str, text: str) -> list[RandomTermSpec] | None:
     if not group:
         raise FormulaError(f"random-effects term '({inner})' has no grouping factor after the bar in {text!r}")
     exprs = _uncorrelated(lhs) if width == 2 else [lhs]
+    if not exprs:
+        raise FormulaError(f"random-effects term '({inner})' has no columns (no intercept and no variables)")
     return [RandomTermSpec(expr=e, group=g) for g in _expand_group(group, text) for e in exprs]
 
 
