@@ -249,27 +249,13 @@ class LinearMixedModelResults:
 
     @property
     def warnings(self) -> list[str]:
-        """Warnings from building and fitting the model, in lme4's words."""
-        out = []
-        d = self.model.design
-        if d.n_dropped:
-            out.append(f"{d.n_dropped} rows with missing values dropped")
-        if d.dropped_columns:
-            k = len(d.dropped_columns)
-            out.append(
-                f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
-                f"coefficient{'s' if k > 1 else ''}: {', '.join(d.dropped_columns)}"
-            )
-        from .formula.design import scale_warning
-
-        if msg := scale_warning(d.X):
-            out.append(msg)
+        """Warnings from building and fitting the model, in lme4's words (data notes first)."""
         fit_msgs = list(self.fit_record.warnings)
         if self.singular:
             fit_msgs = [
                 m + f" (at the boundary: {', '.join(self.singular_terms)})" if m.startswith("boundary") else m for m in fit_msgs
             ]
-        return out + fit_msgs
+        return list(self.model.design.messages) + fit_msgs
 
     # ------------------------------------------------------------------ random effects
     @cached_property

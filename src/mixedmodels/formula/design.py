@@ -65,6 +65,7 @@ class Design:
     fixed_spec: Any = field(repr=False)
     kept_columns: np.ndarray = field(repr=False)
     response_name: str = ""
+    messages: tuple[str, ...] = ()
 
 
 def r_name(name: str) -> str:
@@ -146,7 +147,9 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarra
     # all earlier columns; dropped columns lie in the span of kept ones, so this is the same test.
     R = sla.qr(X, mode="r", check_finite=False)[0]
     norms = np.linalg.norm(X, axis=0)
-    resid = np.abs(np.diag(R)) if R.shape[0] >= X.shape[1] else np.r_[np.abs(np.diag(R)), np.zeros(X.shape[1] - R.shape[0])]
+    resid = np.zeros(X.shape[1])  # columns beyond the n-th have no pivot of their own
+    diag = np.abs(np.diag(R))
+    resid[: diag.size] = diag
     return np.flatnonzero((norms > 0) & (resid > tol * norms)).astype(np.int64)
 
 
@@ -233,8 +236,15 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         raise DataError(
             "no rows to fit" + (f": all {n_dropped} rows have a missing value in a variable the model uses" if n_dropped else ": the data are empty")
         )
-    if n_dropped and warn:
-        warnings.warn(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning, stacklevel=3)
+    messages: list[str] = []
+
+    def note(message: str, category: type[Warning]) -> None:
+        messages.append(message)
+        if warn:
+            warnings.warn(message, category, stacklevel=4)
+
+    if n_dropped:
+        note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
     frame = coerce_columns(frame)
     ctx = evaluation_context()
 
@@ -251,16 +261,15 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
     names_full = [r_name(c) for c in mm.rhs.columns]
     kept = independent_columns(X_full)
     dropped = tuple(names_full[j] for j in range(len(names_full)) if j not in set(kept.tolist()))
-    if dropped and warn:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-            f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+    if dropped:
+        plural = "s" if len(dropped) > 1 else ""
+        note(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column{plural} / "
+            f"coefficient{plural}: {', '.join(dropped)}",
             RankDeficiencyWarning,
-            stacklevel=3,
         )
-
-    if warn and (msg := scale_warning(X_full[:, kept])):
-        warnings.warn(msg, ScaleWarning, stacklevel=3)
+    if msg := scale_warning(X_full[:, kept]):
+        note(msg, ScaleWarning)
     n = len(y)
     terms = []
     for spec, expr in zip(parsed.random, term_exprs):
@@ -309,4 +318,5 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         fixed_spec=mm.rhs.model_spec,
         kept_columns=kept,
         response_name=parsed.response,
+        messages=tuple(messages),
     )
