@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 
 import numpy as np
@@ -93,6 +94,27 @@ class LinearMixedModel:
     def theta_names(self) -> list[str]:
         """lme4's names for the elements of θ."""
         return [name for t in self.terms for name in t.theta_names]
+
+    def with_response(self, y: np.ndarray) -> "LinearMixedModel":
+        """The same model for a new response vector (same rows, X and Z), sharing Z's cross-products and structure."""
+        y = np.asarray(y, dtype=float).reshape(-1)
+        if y.shape != self.design.y.shape:
+            raise ModelError(f"the new response has {y.size} values; the model has {self.nobs} observations")
+        if not np.all(np.isfinite(y)):
+            raise ModelError("the new response has missing or infinite values")
+        new = LinearMixedModel(dataclasses.replace(self.design, y=y), reml=self.reml, data_name=self.data_name)
+        centred = y - (new.y_shift[1] if new.y_shift else 0.0)
+        cp = self.crossprods.with_response(self.design.terms, self.design.X, centred)
+        new.__dict__["crossprods"] = cp
+        new.__dict__["factor"] = self.factor.with_crossproducts(cp)
+        return new
+
+    def with_reml(self, reml: bool) -> "LinearMixedModel":
+        """The same model fitted by the other criterion (shares the cross-products)."""
+        new = LinearMixedModel(self.design, reml=reml, data_name=self.data_name)
+        new.__dict__["crossprods"] = self.crossprods
+        new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
+        return new
 
     def objective(self, theta: np.ndarray, reml: bool | None = None) -> float:
         """REML criterion or ML deviance at ``theta``."""

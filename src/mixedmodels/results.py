@@ -394,12 +394,105 @@ class LinearMixedModelResults:
             pred = pred + np.where(pos >= 0, contrib, 0.0)
         return pred
 
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, nsim: int = 1, seed: int | np.random.Generator | None = None, *, include_random: bool = True) -> np.ndarray:
+        """Responses simulated from the fitted model, as lme4's ``simulate``.
+
+        Each column is ``Xβ̂ + Σ_k Z_k b_k + ε`` with new random effects ``b_k ~ N(0, σ²λ_kλ_k')`` per
+        level and ``ε ~ N(0, σ² I)``.
+
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated responses.
+        seed : int or numpy.random.Generator, optional
+            Seed for reproducible draws.
+        include_random : bool
+            Draw new random effects (default); if False, only the residual noise is new and the
+            conditional modes are kept (lme4's ``use.u = TRUE``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``n × nsim`` array.
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        n = self.nobs
+        base = (self.fitted_fixed if include_random else self.fitted)[:, None]
+        out = np.repeat(base, nsim, axis=1)
+        if include_random:
+            for t, lam in zip(self.model.terms, self.lambdas):
+                u = rng.standard_normal((nsim, t.nlevels, t.p))
+                b = self.sigma * (u @ lam.T)  # (nsim, levels, p)
+                out += np.einsum("np,snp->ns", t.z, b[:, t.refs, :])
+        out += self.sigma * rng.standard_normal((n, nsim))
+        return out
+
+    def refit(self, y: np.ndarray, *, check_convergence: bool = False, start: np.ndarray | None = None) -> "LinearMixedModelResults":
+        """Fit the same model to a new response (lme4's ``refit``), reusing Z's cross-products and structure.
+
+        Starts from θ̂ of this fit unless ``start`` is given. The finite-difference convergence check
+        is off by default, as befits thousands of bootstrap refits.
+        """
+        import warnings
+
+        model = self.model.with_response(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model.fit(start=self.theta if start is None else start, check_convergence=check_convergence)
+
+    def refit_ml(self) -> "LinearMixedModelResults":
+        """This model refitted by maximum likelihood (itself if it already is), as lme4's ``refitML``."""
+        if not self.reml:
+            return self
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.model.with_reml(False).fit(start=self.theta)
+
+    # ------------------------------------------------------------------ inference on fixed effects
+    def ddf_calculator(self, method: str = "satterthwaite"):
+        """The Satterthwaite or Kenward–Roger calculator for this fit (computed once per method)."""
+        from .inference.ddf import ddf_method
+
+        cache = self.__dict__.setdefault("_ddf_cache", {})
+        key = method.lower()
+        if key not in cache:
+            cache[key] = ddf_method(self, method)
+        return cache[key]
+
+    def coef_table(self, ddf: str | None = "satterthwaite") -> pd.DataFrame:
+        """Estimates, SEs, df, t and p (lmerTest's ``coef(summary(m))``); ``ddf``: ``"satterthwaite"``, ``"kenward-roger"`` or None."""
+        from .inference.anova import coef_table
+
+        return coef_table(self, ddf)
+
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Type III ANOVA table of the fixed-effects terms with F-tests (lmerTest's ``anova(m)``)."""
+        from .inference.anova import anova_table
+
+        return anova_table(self, ddf)
+
+    def contest(self, L: np.ndarray, *, rhs: np.ndarray | None = None, ddf: str = "satterthwaite") -> pd.Series:
+        """F-test of the linear hypothesis ``Lβ = rhs`` (lmerTest's ``contest``)."""
+        from .inference.anova import contest
+
+        return contest(self, L, rhs=rhs, ddf=ddf)
+
     # ------------------------------------------------------------------ output
-    def summary(self):
-        """lme4-style summary; ``str()`` gives text, ``_repr_html_`` HTML."""
+    def summary(self, ddf: str | None = "satterthwaite"):
+        """Summary as lme4/lmerTest print it; ``str()`` gives text, ``_repr_html_`` HTML.
+
+        Parameters
+        ----------
+        ddf : str or None
+            Denominator df for the t-tests: ``"satterthwaite"`` (default, as lmerTest),
+            ``"kenward-roger"``, or None for lme4's table without df and p-values.
+        """
         from .report.summary import Summary
 
-        return Summary(self)
+        return Summary(self, ddf=ddf)
 
     def __repr__(self) -> str:
         return str(self.summary())
@@ -407,8 +500,8 @@ class LinearMixedModelResults:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description of the fit (the CLI's ``--json`` output)."""
+    def to_dict(self, ddf: str | None = "satterthwaite") -> dict[str, Any]:
+        """JSON-ready description of the fit (the CLI's ``--json`` output); ``ddf`` fills df and p-values."""
         from .report.serialize import results_to_dict
 
-        return results_to_dict(self)
+        return results_to_dict(self, ddf=ddf)

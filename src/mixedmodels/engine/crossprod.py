@@ -66,6 +66,26 @@ class CrossProducts:
         zx = tuple(np.ascontiguousarray((Z.T @ XY).T) for Z in Zs)
         return cls(diag=tuple(diag), off=off, zx=zx, xx=XY.T @ XY, n=len(y))
 
+    def with_response(self, terms: tuple[RandomEffectsTerm, ...], X: np.ndarray, y: np.ndarray) -> "CrossProducts":
+        """The same cross-products with a new response: only ``y'Z``, ``y'X`` and ``y'y`` are recomputed.
+
+        This is what makes a refit to simulated data (bootstrap) cost one pass over the rows.
+        """
+        y = np.asarray(y, dtype=float)
+        zx = []
+        for t, old in zip(terms, self.zx):
+            new = old.copy()
+            yz = np.empty((t.nlevels, t.p))
+            for i in range(t.p):
+                yz[:, i] = np.bincount(t.refs, t.z[:, i] * y, minlength=t.nlevels)
+            new[-1] = yz.reshape(-1)
+            zx.append(new)
+        xx = self.xx.copy()
+        xy = X.T @ y
+        xx[-1, :-1] = xx[:-1, -1] = xy
+        xx[-1, -1] = y @ y
+        return CrossProducts(diag=self.diag, off=self.off, zx=tuple(zx), xx=xx, n=self.n)
+
     def __add__(self, other: "CrossProducts") -> "CrossProducts":
         """Cross-products of the union of two disjoint sets of rows with the same levels."""
         off = {}

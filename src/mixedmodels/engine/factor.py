@@ -19,6 +19,8 @@ No operation depends on the number of observations.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -116,6 +118,21 @@ class BlockedCholesky:
                 rows = base + np.arange(t.p)[None, :, None]
                 cols = base + np.arange(t.p)[None, None, :]
                 self._dense_index[k] = (np.broadcast_to(rows, (t.nlevels, t.p, t.p)), np.broadcast_to(cols, (t.nlevels, t.p, t.p)))
+
+    def with_crossproducts(self, cp: CrossProducts) -> "BlockedCholesky":
+        """A factor with this one's block structure over other cross-products of the same Z (e.g. a new y).
+
+        The structure (block kinds, fill-in maps) depends only on Z, so it is shared, not recomputed.
+        """
+        new = copy.copy(self)
+        new.cp = cp
+        new.lam = [np.eye(t.p) for t in self.terms]
+        new.Ldiag = [np.empty(0)] * self.K
+        new.Linv = [None] * self.K
+        new.Loff = {}
+        new.LX = [np.empty(0)] * self.K
+        new.LXX = np.empty((self.r, self.r))
+        return new
 
     # ------------------------------------------------------------------ structure
     def _decide_kinds(self) -> None:

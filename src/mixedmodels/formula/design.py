@@ -52,6 +52,12 @@ class Design:
         formulaic model spec that rebuilds the fixed-effects matrix for new data.
     kept_columns : numpy.ndarray
         Positions, in the formulaic matrix, of the columns kept in ``X``.
+    response_name : str
+        Name of the response.
+    messages : tuple of str
+        Notes on the data (dropped rows and columns, scale).
+    frame : pandas.DataFrame
+        The variables the model uses, on the rows used (for re-coding, plots and reports).
     """
 
     formula: ParsedFormula
@@ -66,6 +72,7 @@ class Design:
     kept_columns: np.ndarray = field(repr=False)
     response_name: str = ""
     messages: tuple[str, ...] = ()
+    frame: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def r_name(name: str) -> str:
@@ -319,4 +326,5 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         kept_columns=kept,
         response_name=parsed.response,
         messages=tuple(messages),
+        frame=frame,
     )

@@ -54,3 +54,22 @@ def table(rows: list[list[str]], align: list[str], indent: int = 0) -> str:
         cells = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
         out.append(" " * indent + " ".join(cells).rstrip())
     return "\n".join(out)
+
+
+def format_pvalue(p: float) -> str:
+    """A p-value as R's ``format.pval`` prints it in coefficient tables (``< 2e-16`` below machine precision)."""
+    if p is None or not np.isfinite(p):
+        return "NA"
+    if p < 2.2e-16:
+        return "< 2e-16"
+    return f"{p:.2e}" if p < 1e-4 else f"{p:.5f}".rstrip("0").rstrip(".") if p < 1 else "1"
+
+
+def stars(p: float) -> str:
+    """R's significance stars."""
+    if p is None or not np.isfinite(p):
+        return ""
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""

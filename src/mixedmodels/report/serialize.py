@@ -20,9 +20,12 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def results_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
-    """The fit as plain Python types: estimates, variance components, likelihood and fit record."""
-    fe = r.fixed_effects
+def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwaite") -> dict[str, Any]:
+    """The fit as plain Python types: estimates, variance components, likelihood and fit record.
+
+    ``ddf`` (``"satterthwaite"``, ``"kenward-roger"`` or None) fills each fixed effect's df and p-value.
+    """
+    fe = r.coef_table(ddf)
     rec = r.fit_record
     return {
         "formula": r.formula,
@@ -38,14 +41,15 @@ def results_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
         "df_residual": r.df_residual,
         "sigma": r.sigma,
         "theta": r.theta.tolist(),
+        "ddf_method": None if ddf is None or str(ddf).lower() == "none" else r.ddf_calculator(ddf).method,
         "fixed_effects": [
             {
                 "term": name,
                 "estimate": _num(row["Estimate"]),
                 "std_error": _num(row["Std. Error"]),
                 "t_value": _num(row["t value"]),
-                "df": None,
-                "p_value": None,
+                "df": _num(row["df"]),
+                "p_value": _num(row["Pr(>|t|)"]),
             }
             for name, row in fe.iterrows()
         ],

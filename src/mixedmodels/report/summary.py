@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .format import abbreviate, fmt_column, table
+from .format import abbreviate, fmt_column, format_pvalue, stars, table
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
@@ -16,14 +16,25 @@ if TYPE_CHECKING:
 class Summary:
     """Summary of a fit: ``str(summary)`` is lme4's ``print(summary(m))`` layout."""
 
-    def __init__(self, results: "LinearMixedModelResults") -> None:
+    def __init__(self, results: "LinearMixedModelResults", ddf: str | None = "satterthwaite") -> None:
         self.results = results
+        self.ddf = None if ddf is None or str(ddf).lower() == "none" else ddf
+
+    @property
+    def coefficients(self):
+        """The fixed-effects table shown (with df and p-values unless ``ddf`` is None)."""
+        return self.results.coef_table(self.ddf)
 
     # -------------------------------------------------------------- pieces
     def header(self) -> str:
         r = self.results
         kind = "REML" if r.reml else "maximum likelihood "
-        lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {r.formula}"]
+        if self.ddf is None:
+            first = f"Linear mixed model fit by {kind} ['lmerMod']"
+        else:
+            method = r.ddf_calculator(self.ddf).method
+            first = f"Linear mixed model fit by {kind.strip()}. t-tests use {method}'s method ['lmerModLmerTest']"
+        lines = [first, f"Formula: {r.formula}"]
         if r.model.data_name:
             lines.append(f"   Data: {r.model.data_name}")
         return "\n".join(lines)
@@ -71,13 +82,25 @@ class Summary:
 
     def fixed(self) -> str:
         r = self.results
-        fe = r.fixed_effects
-        if fe.empty:
+        if r.fixed_effects.empty:
             return "No fixed effect coefficients"
-        cols = [fmt_column(fe["Estimate"].tolist(), 5), fmt_column(fe["Std. Error"].tolist(), 4), fmt_column(fe["t value"].tolist(), 4)]
-        rows = [["", "Estimate", "Std. Error", "t value"]]
-        rows += [[name] + [c[i] for c in cols] for i, name in enumerate(fe.index)]
-        return "Fixed effects:\n" + table(rows, ["l", "r", "r", "r"])
+        fe = self.coefficients
+        cols = [fmt_column(fe["Estimate"].tolist(), 5), fmt_column(fe["Std. Error"].tolist(), 4)]
+        head = ["", "Estimate", "Std. Error"]
+        if self.ddf is not None:
+            cols.append(fmt_column(fe["df"].tolist(), 4))
+            head.append("df")
+        cols.append(fmt_column(fe["t value"].tolist(), 4))
+        head.append("t value")
+        if self.ddf is not None:
+            cols.append([format_pvalue(v) for v in fe["Pr(>|t|)"]])
+            cols.append([stars(v) for v in fe["Pr(>|t|)"]])
+            head += ["Pr(>|t|)", ""]
+        rows = [head] + [[name] + [c[i] for c in cols] for i, name in enumerate(fe.index)]
+        text = "Fixed effects:\n" + table(rows, ["l"] + ["r"] * (len(head) - 2) + (["l"] if self.ddf is not None else ["r"]))
+        if self.ddf is not None:
+            text += "\n---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+        return text
 
     def correlation(self) -> str:
         r = self.results
@@ -136,7 +159,7 @@ class Summary:
             f"<p><b>Linear mixed model fit by {r.method}</b><br><code>{esc(r.formula)}</code><br>"
             f"{r.nobs} observations; groups: {esc(', '.join(f'{g} ({n})' for g, n in r.ngroups.items()))}; {crit}</p>"
             f"<p><b>Random effects</b></p>{html_table(vc)}"
-            f"<p><b>Fixed effects</b></p>{html_table(r.fixed_effects)}"
+            f"<p><b>Fixed effects</b></p>{html_table(self.coefficients)}"
             + (f"<ul>{warn}</ul>" if warn else "")
             + "</div>"
         )

@@ -1,0 +1,1 @@
+"""Inference on fitted models: denominator df, tests, model comparison, intervals, variance partition."""
