@@ -1,4 +1,7 @@
-"""Command line: ``mixedmodels fit DATA --formula F [--ml] [--json]``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | datasets``.
+
+``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
+``compare DATA --formula F0 --formula F1 …`` tests nested models; ``rlrt`` the exact restricted LRT.
 
 Errors are reported as one line on standard error with exit code 2 (``--debug`` shows the traceback).
 """
@@ -28,25 +31,180 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", "-f", required=True, help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    fit.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "none"],
+                     help="denominator df for the t-tests (default: satterthwaite, as lmerTest)")
+    fit.add_argument("--ci", choices=["wald", "profile", "boot"], help="add confidence intervals by this method")
+    fit.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    _sim_options(fit, nsim=500)
     fit.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    anova = sub.add_parser("anova", help="Type III ANOVA table of the fixed effects with F-tests")
+    anova.add_argument("data", help="data file or bundled dataset name")
+    anova.add_argument("--formula", "-f", required=True, help="lme4 formula")
+    anova.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    anova.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger"], help="denominator df method")
+    anova.add_argument("--json", action="store_true", help="print JSON")
+    anova.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    comp = sub.add_parser("compare", help="compare nested models: AIC, BIC, likelihood-ratio tests")
+    comp.add_argument("data", help="data file or bundled dataset name")
+    comp.add_argument("--formula", "-f", action="append", required=True,
+                      help="a model formula (give two or more); a formula without (…|…) terms is a linear model")
+    comp.add_argument("--ml", action="store_true", help="fit by maximum likelihood")
+    comp.add_argument("--refit", choices=["auto", "always", "never"], default="auto",
+                      help="refit REML fits by ML: when fixed effects differ (auto, default), always (lme4), never")
+    comp.add_argument("--bootstrap", type=int, metavar="N", default=0,
+                      help="also a parametric-bootstrap LRT with N simulations for each consecutive pair")
+    _sim_options(comp, nsim=None)
+    comp.add_argument("--json", action="store_true", help="print JSON")
+    comp.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    rl = sub.add_parser("rlrt", help="exact restricted LRT for a model's single variance component (RLRsim's exactRLRT)")
+    rl.add_argument("data", help="data file or bundled dataset name")
+    rl.add_argument("--formula", "-f", required=True, help="lme4 formula with one random-effects term, e.g. 'y ~ x + (1|g)'")
+    _sim_options(rl, nsim=10000)
+    rl.add_argument("--json", action="store_true", help="print JSON")
+    rl.add_argument("--debug", action="store_true", help="show tracebacks")
+
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-def _fit(args: argparse.Namespace) -> int:
+def _sim_options(parser: argparse.ArgumentParser, nsim: int | None) -> None:
+    if nsim is not None:
+        parser.add_argument("--nsim", type=int, default=nsim, help=f"simulations for bootstrap/RLRT (default {nsim})")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for bootstrap refits (-1: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _load_fit(data: str, formula: str, reml: bool):
+    """Read the data and fit the model (a linear model when the formula has no random effects)."""
+    from .formula.parse import parse_formula
     from .io import read_data
+    from .linear import LinearModelResults
     from .model import LinearMixedModel
 
-    frame, name = read_data(args.data)
+    frame, name = read_data(data)
     with warnings.catch_warnings():
         # warnings are reported in the summary / JSON rather than on stderr
         warnings.simplefilter("ignore")
-        result = LinearMixedModel.from_formula(args.formula, frame, reml=not args.ml, data_name=name).fit()
+        if not parse_formula(formula).random:
+            return LinearModelResults.from_formula(formula, frame, reml=reml, data_name=name), frame, name
+        return LinearMixedModel.from_formula(formula, frame, reml=reml, data_name=name).fit(), frame, name
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None
+
+
+def _dump(obj) -> None:
+    sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+
+    result, _, _ = _load_fit(args.data, args.formula, not args.ml)
+    if not hasattr(result, "theta"):
+        raise ModelError("the formula has no random-effects terms such as (1 | g)")
+    ddf = None if args.ddf == "none" else args.ddf
+    ci = None
+    if args.ci:
+        kw = {}
+        if args.ci == "boot":
+            kw = {"nsim": args.nsim, "seed": args.seed, "n_jobs": args.jobs, "progress": _progress(args)}
+        elif args.ci == "profile":
+            kw = {"progress": _progress(args)}
+        ci = result.confint(args.ci, args.level, **kw)
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
+        out = result.to_dict(ddf=ddf)
+        if ci is not None:
+            out["confint"] = [
+                {"parameter": str(name), "lower": _finite(row.iloc[0]), "upper": _finite(row.iloc[1])} for name, row in ci.iterrows()
+            ]
+            out["confint_method"] = args.ci
+            out["confint_level"] = args.level
+        _dump(out)
     else:
-        sys.stdout.write(str(result.summary()))
+        sys.stdout.write(str(result.summary(ddf=ddf)))
+        if ci is not None:
+            sys.stdout.write(f"\nConfidence intervals ({args.ci}):\n{ci.to_string()}\n")
+    return 0
+
+
+def _finite(v) -> float | None:
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def _anova(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+
+    result, _, _ = _load_fit(args.data, args.formula, not args.ml)
+    if not hasattr(result, "theta"):
+        raise ModelError("the formula has no random-effects terms such as (1 | g)")
+    table = result.anova(args.ddf)
+    if args.json:
+        _dump({"ddf_method": args.ddf, "terms": [
+            {"term": str(t), "sum_sq": _finite(r["Sum Sq"]), "mean_sq": _finite(r["Mean Sq"]), "num_df": _finite(r["NumDF"]),
+             "den_df": _finite(r["DenDF"]), "f_value": _finite(r["F value"]), "p_value": _finite(r["Pr(>F)"])}
+            for t, r in table.iterrows()]})
+    else:
+        method = result.ddf_calculator(args.ddf).method
+        sys.stdout.write(f"Type III Analysis of Variance Table with {method}'s method\n{table.to_string()}\n")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+    from .inference.compare import bootstrap_lrt, compare
+
+    if len(args.formula) < 2:
+        raise ModelError("compare needs at least two --formula options")
+    fits = [_load_fit(args.data, f, not args.ml)[0] for f in args.formula]
+    refit = {"auto": None, "always": True, "never": False}[args.refit]
+    comp = compare(*fits, refit=refit)
+    boot = []
+    if args.bootstrap:
+        ms = comp.models
+        boot = [
+            bootstrap_lrt(ms[i], ms[i + 1], args.bootstrap, seed=args.seed, n_jobs=args.jobs, progress=_progress(args))
+            for i in range(len(ms) - 1)
+        ]
+    if args.json:
+        out = comp.to_dict()
+        for test, b in zip(out["tests"], boot):
+            test["bootstrap"] = b.to_dict()
+        _dump(out)
+    else:
+        sys.stdout.write(str(comp))
+        for i, b in enumerate(boot):
+            sys.stdout.write(
+                f"Parametric bootstrap LRT, model {i + 1} vs {i + 2}: stat = {b.statistic:.4g}, "
+                f"p = {b.p_value:.4g} ({b.nsim_used} of {b.nsim} simulations)\n"
+            )
+    return 0
+
+
+def _rlrt(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+    from .inference.rlrt import exact_rlrt
+
+    result, _, _ = _load_fit(args.data, args.formula, True)
+    if not hasattr(result, "theta"):
+        raise ModelError("the formula has no random-effects terms such as (1 | g)")
+    if len(result.model.terms) != 1:
+        raise ModelError(
+            "rlrt from the command line tests a model with exactly one random-effects term; "
+            "for several terms use mixedmodels.inference.rlrt.exact_rlrt(alt, null, single)"
+        )
+    res = exact_rlrt(result, nsim=args.nsim, seed=args.seed)
+    if args.json:
+        _dump(res.to_dict())
+    else:
+        sys.stdout.write(str(res) + "\n")
     return 0
 
 
@@ -54,8 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "fit":
-            return _fit(args)
+        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt}.get(args.command)
+        if handler is not None:
+            return handler(args)
         from .datasets import list_datasets
 
         sys.stdout.write("\n".join(list_datasets()) + "\n")

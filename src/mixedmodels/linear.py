@@ -85,7 +85,10 @@ class LinearModelResults:
         """Fitted values ``Xβ̂``."""
         return self.design.X @ self.beta
 
-    fitted_fixed = fitted
+    @property
+    def fitted_fixed(self) -> np.ndarray:
+        """Same as :attr:`fitted` (there are no random effects)."""
+        return self.fitted
 
     @property
     def residuals(self) -> np.ndarray:

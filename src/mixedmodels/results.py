@@ -480,6 +480,21 @@ class LinearMixedModelResults:
 
         return contest(self, L, rhs=rhs, ddf=ddf)
 
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """Confidence intervals for all parameters (lme4's ``confint``): ``"profile"``, ``"wald"`` or ``"boot"``.
+
+        Boot takes ``nsim``, ``seed``, ``n_jobs`` and ``progress``; profile takes ``parm`` and ``progress``.
+        """
+        from .inference.confint import confint
+
+        return confint(self, method, level, **kwargs)
+
+    def profile(self, level: float = 0.95, **kwargs: Any):
+        """Profile the ML deviance over every parameter; returns ``(intervals, Profile)`` (ζ traces for plots)."""
+        from .inference.confint import profile_intervals
+
+        return profile_intervals(self, level, **kwargs)
+
     # ------------------------------------------------------------------ output
     def summary(self, ddf: str | None = "satterthwaite"):
         """Summary as lme4/lmerTest print it; ``str()`` gives text, ``_repr_html_`` HTML.

@@ -1,0 +1,320 @@
+"""Confidence intervals: Wald, profile likelihood and parametric bootstrap (lme4's ``confint``).
+
+Parameters are named as lme4 names them: ``.sig01, .sig02, …`` for the standard deviations and
+correlations of each term (in θ's order: a term's column-major lower triangle, diagonal entries
+as SDs, off-diagonal ones as correlations), ``.sigma``, then the fixed effects.
+
+The profile is of the ML deviance, as lme4's (which profiles a REML fit's ML refit): for each
+parameter ψ, ``ζ(ψ) = sign(ψ − ψ̂) √(d(ψ) − d(ψ̂))`` with ``d(ψ)`` the deviance minimised over all
+other parameters, and the interval's ends solve ``ζ(ψ) = ±z_{(1+level)/2}`` (Bates et al. 2015, §5.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import nlopt
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..exceptions import ModelError
+from .bootstrap import _progress, parametric_bootstrap, progress_enabled
+
+if TYPE_CHECKING:
+    from ..results import LinearMixedModelResults
+
+
+def _robust_chol(R: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a correlation matrix that may be singular (pivots clamped at 0)."""
+    p = R.shape[0]
+    L = np.zeros_like(R)
+    for j in range(p):
+        L[j, j] = math.sqrt(max(R[j, j] - L[j, :j] @ L[j, :j], 0.0))
+        for i in range(j + 1, p):
+            L[i, j] = (R[i, j] - L[i, :j] @ L[j, :j]) / L[j, j] if L[j, j] > 0 else 0.0
+    return L
+
+
+class VarianceParameters:
+    """The map between ``(θ, σ)`` and lme4's SD/correlation scale ``φ = (sd's and correlations, σ)``."""
+
+    def __init__(self, result: "LinearMixedModelResults") -> None:
+        self.terms = result.model.terms
+        self.kinds: list[str] = []
+        for t in self.terms:
+            rows, cols = t.theta_rows_cols
+            self.kinds += ["sd" if r == c else "cor" for r, c in zip(rows, cols)]
+        self.kinds.append("sigma")
+        self.names = [f".sig{i + 1:02d}" for i in range(len(self.kinds) - 1)] + [".sigma"]
+
+    def to_phi(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """SDs and correlations of each term, then σ."""
+        out, start = [], 0
+        for t in self.terms:
+            lam = t.lambda_matrix(theta[start : start + t.ntheta])
+            cov = sigma**2 * lam @ lam.T
+            sd = np.sqrt(np.diag(cov))
+            rows, cols = t.theta_rows_cols
+            for r, c in zip(rows, cols):
+                out.append(sd[r] if r == c else (cov[r, c] / (sd[r] * sd[c]) if sd[r] > 0 and sd[c] > 0 else 0.0))
+            start += t.ntheta
+        out.append(sigma)
+        return np.array(out)
+
+    def to_theta(self, phi: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(θ, σ)`` for a point ``φ``."""
+        sigma = float(phi[-1])
+        out, start = [], 0
+        for t in self.terms:
+            rows, cols = t.theta_rows_cols
+            sd = np.zeros(t.p)
+            R = np.eye(t.p)
+            for k, (r, c) in enumerate(zip(rows, cols)):
+                v = phi[start + k]
+                if r == c:
+                    sd[r] = v
+                else:
+                    R[r, c] = R[c, r] = v
+            lam = (sd[:, None] * _robust_chol(R)) / sigma
+            out.extend(lam[rows, cols])
+            start += t.ntheta
+        return np.array(out), sigma
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of φ."""
+        lower = np.array([-1.0 if k == "cor" else 0.0 for k in self.kinds])
+        upper = np.array([1.0 if k == "cor" else np.inf for k in self.kinds])
+        lower[-1] = 1e-10
+        return lower, upper
+
+
+@dataclass
+class Profile:
+    """Profile traces ``(value, ζ)`` per parameter, for intervals and zeta plots."""
+
+    traces: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    estimates: dict[str, float] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        """Long table with columns ``parameter``, ``value``, ``zeta``."""
+        rows = [(name, v, z) for name, pts in self.traces.items() for v, z in sorted(pts)]
+        return pd.DataFrame(rows, columns=["parameter", "value", "zeta"])
+
+
+class _Profiler:
+    """Profiles the ML deviance of a fit over each parameter."""
+
+    def __init__(self, result: "LinearMixedModelResults") -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.ml = result.refit_ml()
+        self.vp = VarianceParameters(self.ml)
+        self.factor = self.ml.factor.with_crossproducts(self.ml.model.crossprods)
+        self.n = self.ml.nobs
+        self.phi_hat = self.vp.to_phi(self.ml.theta, self.ml.sigma)
+        self.dev_hat = self.ml.objective
+        self.profile = Profile()
+
+    def deviance_phi(self, phi: np.ndarray) -> float:
+        """ML deviance with β profiled out and σ not: ``r²/σ² + n log 2πσ² + log|L|²``."""
+        theta, sigma = self.vp.to_theta(phi)
+        f = self.factor.update(theta)
+        return float(f.pwrss() / sigma**2 + self.n * math.log(2 * math.pi * sigma**2) + f.logdet_z())
+
+    def _minimise_others(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        lower, upper = self.vp.bounds()
+        free = [j for j in range(len(start)) if j != i]
+        phi = start.copy()
+        phi[i] = value
+
+        best = [np.inf, None]
+
+        def fun(x, grad):
+            phi[free] = x
+            try:
+                val = self.deviance_phi(phi)
+            except ModelError:
+                return 1e300
+            if val < best[0]:
+                best[0], best[1] = val, x.copy()
+            return val
+
+        if not free:
+            return fun(np.zeros(0), None), phi
+        opt = nlopt.opt(nlopt.LN_BOBYQA, len(free))
+        lo = lower[free]
+        hi = upper[free]
+        x0 = np.clip(start[free], lo, hi)
+        x0 = np.where(lo == 0, np.maximum(x0, 1e-8), x0)
+        opt.set_lower_bounds(lo)
+        opt.set_upper_bounds(np.where(np.isfinite(hi), hi, 1e300))
+        opt.set_min_objective(fun)
+        opt.set_ftol_abs(1e-10)
+        opt.set_xtol_abs(1e-10)
+        opt.set_maxeval(5000)
+        steps = np.maximum(np.abs(x0) * 0.1, 0.01)
+        opt.set_initial_step(np.minimum(steps, np.where(np.isfinite(hi), (hi - lo) / 4, steps)))
+        try:
+            opt.optimize(x0)
+        except nlopt.RoundoffLimited:  # the best point so far is as good as the tolerances allow
+            pass
+        phi[free] = best[1] if best[1] is not None else x0
+        return float(best[0]), phi.copy()
+
+    def zeta_var(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        dev, phi = self._minimise_others(i, value, start)
+        z = math.copysign(math.sqrt(max(dev - self.dev_hat, 0.0)), value - self.phi_hat[i])
+        return z, phi
+
+    def zeta_fixed(self, j: int, value: float, start_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        from ..model import LinearMixedModel
+
+        d = self.ml.model.design
+        keep = [k for k in range(d.X.shape[1]) if k != j]
+        design = dataclasses.replace(
+            d, X=np.ascontiguousarray(d.X[:, keep]), y=d.y - d.X[:, j] * value, fixed_names=tuple(d.fixed_names[k] for k in keep)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = LinearMixedModel(design, reml=False).fit(start=start_theta, check_convergence=False)
+        z = math.copysign(math.sqrt(max(fit.objective - self.dev_hat, 0.0)), value - self.ml.beta[j])
+        return z, fit.theta
+
+
+def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float) -> tuple[float, list[tuple[float, float]]]:
+    """Find ``v`` on one side of the estimate with ``ζ(v) = target``, or the bound if ζ never gets there."""
+    trace: list[tuple[float, float]] = []
+    sign = 1.0 if target > 0 else -1.0
+    step = scale if scale > 0 and np.isfinite(scale) else max(abs(estimate) * 0.1, 1e-3)
+    a, za = estimate, 0.0
+    for _ in range(60):
+        b = estimate + sign * step
+        if (sign > 0 and b >= bound) or (sign < 0 and b <= bound):
+            b = bound
+        zb = zeta(b)
+        trace.append((b, zb))
+        if abs(zb) >= abs(target):
+            root = optimize.brentq(lambda v: zeta(v) - target, a, b, xtol=1e-8 * max(1.0, abs(estimate)), rtol=1e-10)
+            return root, trace
+        if b == bound:
+            return bound, trace
+        a, za = b, zb
+        step *= 1.6
+    return (bound if np.isfinite(bound) else np.nan), trace
+
+
+def profile_intervals(result: "LinearMixedModelResults", level: float = 0.95, *, parm: list[str] | None = None, progress: bool | None = None) -> tuple[pd.DataFrame, Profile]:
+    """Profile-likelihood intervals for every parameter (lme4's ``confint(m, method = "profile")``)."""
+    pr = _Profiler(result)
+    z = stats.norm.ppf(0.5 + level / 2)
+    vp = pr.vp
+    names = vp.names + list(pr.ml.model.design.fixed_names)
+    wanted = names if parm is None else [p for p in names if p in parm]
+    lower_b, upper_b = vp.bounds()
+    # scales for the first steps: Wald-type SEs from the curvature of the deviance
+    from .numdiff import hessian
+
+    try:
+        H = hessian(lambda ph: pr.deviance_phi(np.clip(ph, lower_b, upper_b)), pr.phi_hat)
+        se_phi = np.sqrt(np.abs(np.diag(np.linalg.pinv(H / 2))))
+    except (ModelError, np.linalg.LinAlgError):
+        se_phi = np.abs(pr.phi_hat) * 0.2
+    se_beta = np.sqrt(np.diag(pr.ml.vcov.to_numpy()))
+    rows = {}
+    show = progress_enabled(progress)
+    for name in _progress(wanted, len(wanted), "profile", show):
+        if name in vp.names:
+            i = vp.names.index(name)
+            state = {"phi": pr.phi_hat.copy()}
+
+            def zeta(v, i=i, state=state):
+                zz, phi = pr.zeta_var(i, v, state["phi"])
+                state["phi"] = phi
+                return zz
+
+            est = pr.phi_hat[i]
+            sides = []
+            for target, bound in ((-z, lower_b[i]), (z, upper_b[i])):
+                state["phi"] = pr.phi_hat.copy()
+                v, trace = _solve_side(zeta, est, max(se_phi[i], 1e-3 * max(abs(est), 1e-3)), target, bound)
+                sides.append(v)
+                pr.profile.traces.setdefault(name, []).extend(trace)
+            pr.profile.estimates[name] = float(est)
+        else:
+            j = list(pr.ml.model.design.fixed_names).index(name)
+            state = {"theta": pr.ml.theta.copy()}
+
+            def zeta(v, j=j, state=state):
+                zz, th = pr.zeta_fixed(j, v, state["theta"])
+                state["theta"] = th
+                return zz
+
+            est = pr.ml.beta[j]
+            sides = []
+            for target in (-z, z):
+                state["theta"] = pr.ml.theta.copy()
+                v, trace = _solve_side(zeta, est, se_beta[j], target, -np.inf if target < 0 else np.inf)
+                sides.append(v)
+                pr.profile.traces.setdefault(name, []).extend(trace)
+            pr.profile.estimates[name] = float(est)
+        rows[name] = sides
+    return _frame(rows, level), pr.profile
+
+
+def _frame(rows: dict[str, list[float]], level: float) -> pd.DataFrame:
+    a = (1 - level) / 2
+    cols = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+    out.index.name = "parameter"
+    return out
+
+
+def wald_intervals(result: "LinearMixedModelResults", level: float = 0.95) -> pd.DataFrame:
+    """Wald intervals ``β̂ ± z·SE`` for the fixed effects; variance parameters are NaN, as lme4."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    vp = VarianceParameters(result)
+    rows = {name: [np.nan, np.nan] for name in vp.names}
+    se = np.sqrt(np.diag(result.vcov.to_numpy()))
+    for name, b, s in zip(result.model.design.fixed_names, result.beta, se):
+        rows[name] = [b - z * s, b + z * s]
+    return _frame(rows, level)
+
+
+def all_parameters(result: Any) -> np.ndarray:
+    """lme4's ``confint`` parameters of a fit: SDs/correlations, σ, then β."""
+    vp = VarianceParameters(result)
+    return np.r_[vp.to_phi(result.theta, result.sigma), result.beta]
+
+
+def boot_intervals(
+    result: "LinearMixedModelResults", level: float = 0.95, *, nsim: int = 500, seed: int | None = None, n_jobs: int = 1, progress: bool | None = None
+) -> pd.DataFrame:
+    """Parametric-bootstrap percentile intervals (lme4's ``confint(m, method = "boot")``)."""
+    vp = VarianceParameters(result)
+    names = vp.names + list(result.model.design.fixed_names)
+    B = parametric_bootstrap(result, all_parameters, nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+    B = B[~np.isnan(B).any(axis=1)]
+    if B.shape[0] < 2:
+        raise ModelError("too few successful bootstrap refits for an interval")
+    a = (1 - level) / 2
+    lo, hi = np.quantile(B, [a, 1 - a], axis=0)
+    return _frame({n: [l, h] for n, l, h in zip(names, lo, hi)}, level)
+
+
+def confint(result: "LinearMixedModelResults", method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+    """Confidence intervals by ``"profile"`` (default, as lme4), ``"wald"`` or ``"boot"``."""
+    if not 0 < level < 1:
+        raise ModelError(f"level must be between 0 and 1, got {level}")
+    key = method.lower()
+    if key == "profile":
+        return profile_intervals(result, level, **kwargs)[0]
+    if key == "wald":
+        return wald_intervals(result, level)
+    if key in ("boot", "bootstrap"):
+        return boot_intervals(result, level, **kwargs)
+    raise ModelError(f"unknown interval method {method!r}; use 'profile', 'wald' or 'boot'")
