@@ -22,7 +22,7 @@ def run(capsys, *argv):
 
 
 def test_summary_text(capsys):
-    code, out, err = run(capsys, "fit", "sleepstudy", "--formula", SLEEP)
+    code, out, err = run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--ddf", "none")
     assert code == 0 and err == ""
     assert out.startswith("Linear mixed model fit by REML ['lmerMod']")
     for piece in ("REML criterion at convergence: 1743.6", "Random effects:", "Fixed effects:", "Number of obs: 180, groups:  Subject, 18"):
@@ -259,3 +259,78 @@ def test_module_entry_point_error_exit_code():
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("mixedmodels: error:") and proc.stderr.count("\n") == 1
+
+
+def test_json_satterthwaite_default(capsys):
+    code, out, _ = run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--json")
+    d = json.loads(out)
+    assert d["ddf_method"] == "Satterthwaite"
+    days = d["fixed_effects"][1]
+    assert days["df"] == pytest.approx(17.0, rel=1e-4) and days["p_value"] == pytest.approx(3.2638e-06, rel=1e-3)
+
+
+def test_json_kenward_roger_and_none(capsys):
+    d = json.loads(run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--json", "--ddf", "kenward-roger")[1])
+    assert d["ddf_method"] == "Kenward-Roger" and d["fixed_effects"][0]["df"] == pytest.approx(17.0, rel=1e-4)
+    d = json.loads(run(capsys, "fit", "sleepstudy", "--formula", SLEEP, "--json", "--ddf", "none")[1])
+    assert d["ddf_method"] is None and d["fixed_effects"][0]["df"] is None and d["fixed_effects"][0]["p_value"] is None
+
+
+@pytest.mark.parametrize("method", ["wald", "profile"])
+def test_json_confint(capsys, method):
+    d = json.loads(run(capsys, "fit", "Dyestuff", "--formula", "Yield ~ 1 + (1|Batch)", "--json", "--ci", method)[1])
+    ci = {row["parameter"]: row for row in d["confint"]}
+    assert list(ci) == [".sig01", ".sigma", "(Intercept)"]
+    assert ci["(Intercept)"]["lower"] < 1527.5 < ci["(Intercept)"]["upper"]
+    if method == "wald":
+        assert ci[".sig01"]["lower"] is None
+    else:
+        assert ci[".sig01"]["lower"] == pytest.approx(12.1985, rel=1e-3)
+
+
+def test_json_confint_boot_seeded(capsys):
+    argv = ["fit", "Dyestuff", "--formula", "Yield ~ 1 + (1|Batch)", "--json", "--ci", "boot", "--nsim", "20", "--seed", "3", "--quiet"]
+    a = json.loads(run(capsys, *argv)[1])
+    b = json.loads(run(capsys, *argv)[1])
+    assert a["confint"] == b["confint"] and a["confint_method"] == "boot"
+
+
+def test_compare_json(capsys):
+    code, out, _ = run(capsys, "compare", "sleepstudy", "--formula", "Reaction ~ Days", "--formula", "Reaction ~ Days + (1|Subject)",
+                       "--formula", SLEEP, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert [m["npar"] for m in d["models"]] == [3, 4, 6]
+    assert len(d["tests"]) == 2
+    assert d["tests"][1]["chisq"] == pytest.approx(42.8368, rel=1e-4) and d["tests"][1]["df"] == 2
+    assert d["tests"][0]["p_value_boundary"] == pytest.approx(d["tests"][0]["p_value"] / 2)
+
+
+def test_compare_fixed_effects_refits_ml(capsys):
+    d = json.loads(run(capsys, "compare", "sleepstudy", "-f", "Reaction ~ 1 + (Days|Subject)", "-f", SLEEP, "--json")[1])
+    assert d["refitted_ml"] is True and d["tests"][0]["p_value_boundary"] is None
+    assert all(m["method"] == "ML" for m in d["models"])
+
+
+def test_compare_bootstrap(capsys):
+    d = json.loads(run(capsys, "compare", "sleepstudy", "-f", "Reaction ~ Days + (1|Subject)", "-f", SLEEP,
+                       "--bootstrap", "20", "--seed", "1", "--json", "--quiet")[1])
+    boot = d["tests"][0]["bootstrap"]
+    assert boot["nsim"] == 20 and boot["p_value"] == pytest.approx(1 / (1 + boot["nsim_used"]))
+
+
+def test_compare_needs_two(capsys):
+    code, _, err = run(capsys, "compare", "sleepstudy", "-f", SLEEP)
+    assert code == 2 and "at least two" in err and "Traceback" not in err
+
+
+def test_anova_json(capsys):
+    code, out, _ = run(capsys, "anova", "cake", "-f", "angle ~ recipe * temp + (1|recipe:replicate)", "--json")
+    d = json.loads(out)
+    assert [t["term"] for t in d["terms"]] == ["recipe", "temp", "recipe:temp"]
+    assert all(0 <= t["p_value"] <= 1 for t in d["terms"])
+
+
+def test_fit_without_random_effects_is_an_error(capsys):
+    code, _, err = run(capsys, "fit", "sleepstudy", "-f", "Reaction ~ Days")
+    assert code == 2 and "random-effects" in err

@@ -21,7 +21,7 @@ def test_html_display(sleep_fit):
 
 
 def test_summary_layout(sleep_fit):
-    text = str(sleep_fit.summary())
+    text = str(sleep_fit.summary(ddf=None))
     lines = text.splitlines()
     assert lines[0] == "Linear mixed model fit by REML ['lmerMod']"
     assert lines[2] == "   Data: sleepstudy"
@@ -101,3 +101,12 @@ def test_large_mean_response_keeps_precision():
     a, b = base.fit(), shifted.fit()
     assert b.beta[0] - 1e8 == pytest.approx(a.beta[0], rel=1e-9)
     np.testing.assert_allclose(b.ranef()["Subject"], a.ranef()["Subject"], rtol=1e-6, atol=1e-8)
+
+
+def test_summary_with_satterthwaite(sleep_fit):
+    lines = str(sleep_fit.summary()).splitlines()
+    assert lines[0] == "Linear mixed model fit by REML. t-tests use Satterthwaite's method ['lmerModLmerTest']"
+    head = next(i for i, line in enumerate(lines) if line.startswith("Fixed effects:"))
+    assert lines[head + 1].split() == ["Estimate", "Std.", "Error", "df", "t", "value", "Pr(>|t|)"]
+    assert lines[head + 2].split()[:4] == ["(Intercept)", "251.405", "6.825", "17.00"]
+    assert lines[head + 3].split()[-2:] == ["3.26e-06", "***"]
