@@ -27,7 +27,8 @@ import scipy.sparse as sp
 
 from ..engine.crossprod import z_matrix
 from ..exceptions import ModelError
-from .numdiff import hessian, jacobian
+from ..engine.threads import DENSE_SIZE_THRESHOLD, single_threaded_blas
+from .numdiff import D_HESSIAN, hessian, jacobian
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
@@ -52,28 +53,69 @@ class Satterthwaite:
         self._factor = result.factor.with_crossproducts(result.model.crossprods)
         self.varpar = np.r_[result.theta, result.sigma]
         self.warnings: list[str] = []
+        self._cache: dict[bytes, tuple[float, float, np.ndarray]] = {}
+        self._big = any(
+            kind == "dense" and t.q >= DENSE_SIZE_THRESHOLD for kind, t in zip(self._factor.diag_kind, result.model.terms)
+        )
 
     def deviance(self, varpar: np.ndarray) -> float:
-        """The deviance (REML or ML) at ``(θ, σ)`` without profiling σ out (lmerTest's ``devfun_vp``)."""
-        f = self._factor.update(varpar[:-1])
-        n, p = self.result.nobs, self.result.nfixed
+        """The deviance (REML or ML) at ``(θ, σ)`` without profiling σ out (lmerTest's ``devfun_vp``)::
+
+            d(θ, σ) = r²(θ)/σ² + c log(2πσ²) + log|L_θ|² [+ log|R_X|² for REML],  c = n (ML) or n − p (REML)
+        """
+        r2, logdets, _ = self._at_theta(varpar[:-1])
         s2 = varpar[-1] ** 2
-        dev = f.pwrss() / s2 + n * np.log(2 * np.pi * s2) + f.logdet_z()
-        if self.result.reml:
-            dev += f.logdet_x() - p * np.log(2 * np.pi * s2)
-        return float(dev)
+        return float(r2 / s2 + self._c * np.log(2 * np.pi * s2) + logdets)
+
+    @property
+    def _c(self) -> int:
+        return self.result.nobs - (self.result.nfixed if self.result.reml else 0)
+
+    def _at_theta(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """``(r², log-determinants, (R_X'R_X)⁻¹)`` at θ, cached: the derivatives below share their points."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        hit = self._cache.get(key)
+        if hit is None:
+            f = self._factor.update(np.asarray(theta, dtype=float))
+            p = self.result.nfixed
+            rinv = sla.solve_triangular(f.LXX[:p, :p], np.eye(p), lower=True)
+            logdets = f.logdet_z() + (f.logdet_x() if self.result.reml else 0.0)
+            hit = self._cache[key] = (f.pwrss(), logdets, rinv.T @ rinv)
+        return hit
 
     def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
         """``σ² (R_X'R_X)⁻¹`` at ``(θ, σ)``, flattened."""
-        f = self._factor.update(varpar[:-1])
-        p = self.result.nfixed
-        rinv = sla.solve_triangular(f.LXX[:p, :p], np.eye(p), lower=True)
-        return (varpar[-1] ** 2 * rinv.T @ rinv).reshape(-1)
+        return (varpar[-1] ** 2 * self._at_theta(varpar[:-1])[2]).reshape(-1)
+
+    @cached_property
+    def _derivatives(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hessian of the deviance in ``(θ, σ)`` and ``∂C/∂(θ, σ)``.
+
+        σ enters the deviance and ``C = σ²U(θ)`` in closed form, so only derivatives in θ are
+        numerical (Richardson extrapolation, all from one stencil of factor evaluations)::
+
+            ∂²d/∂θ∂σ = −2 (∂r²/∂θ)/σ³,   ∂²d/∂σ² = 6 r²/σ⁴ − 2c/σ²,   ∂C/∂σ = 2σU
+        """
+        theta, sigma = self.result.theta, self.result.sigma
+        k = theta.size
+        r2, _, U = self._at_theta(theta)
+        H = np.empty((k + 1, k + 1))
+        jac = np.empty((k + 1,) + U.shape)
+        with single_threaded_blas(self._big):
+            if k:
+                H[:k, :k] = hessian(lambda th: self.deviance(np.r_[th, sigma]), theta)
+                # first derivatives of r² and U from the same points as the Hessian's diagonal
+                J = jacobian(lambda th: np.r_[self._at_theta(th)[0], self._at_theta(th)[2].reshape(-1)], theta, d=D_HESSIAN)
+                H[:k, k] = H[k, :k] = -2.0 * J[0] / sigma**3
+                jac[:k] = np.moveaxis(sigma**2 * J[1:].reshape(U.shape + (k,)), -1, 0)
+        H[k, k] = 6.0 * r2 / sigma**4 - 2.0 * self._c / sigma**2
+        jac[k] = 2.0 * sigma * U
+        return H, jac
 
     @cached_property
     def vcov_varpar(self) -> np.ndarray:
         """Asymptotic covariance of ``(θ̂, σ̂)``: twice the pseudo-inverse of the deviance Hessian."""
-        H = hessian(self.deviance, self.varpar)
+        H = self._derivatives[0]
         values, vectors = np.linalg.eigh(H)
         neg = values < -HESSIAN_TOL
         zero = np.abs(values) <= HESSIAN_TOL
@@ -86,10 +128,8 @@ class Satterthwaite:
 
     @cached_property
     def jacobian(self) -> np.ndarray:
-        """``∂ vec C(φ) / ∂φ`` as an array ``(len(φ), p, p)``."""
-        p = self.result.nfixed
-        J = jacobian(self.vcov_at, self.varpar)
-        return np.moveaxis(J.reshape(p, p, -1), -1, 0)
+        """``∂C(φ)/∂φ`` as an array ``(len(φ), p, p)``."""
+        return self._derivatives[1]
 
     def contrast_df(self, l: np.ndarray) -> float:
         """Denominator df for the 1-df contrast ``l'β``."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 _D = 1e-4  # relative first step of jacobian (numDeriv's grad/jacobian default)
-_D_HESSIAN = 0.1  # numDeriv's hessian (genD) default; Richardson removes the truncation error
+D_HESSIAN = 0.1  # numDeriv's hessian (genD) default; Richardson removes the truncation error
 _EPS = 1e-4
 _ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)
 _R = 4
@@ -33,10 +33,10 @@ def _extrapolate(a: np.ndarray) -> np.ndarray:
     return a[0]
 
 
-def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Jacobian ``∂fun/∂x``, shape ``(len(fun(x)), len(x))``."""
+def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = _D) -> np.ndarray:
+    """Jacobian ``∂fun/∂x``, shape ``(len(fun(x)), len(x))``; ``d`` is the relative first step."""
     x = np.asarray(x, dtype=float)
-    h0 = _steps(x)
+    h0 = _steps(x, d)
     cols = []
     for i in range(x.size):
         est = []
@@ -49,12 +49,12 @@ def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarr
     return np.column_stack(cols)
 
 
-def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
-    """Hessian of a scalar function by extrapolated second differences."""
+def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray, d: float = D_HESSIAN) -> np.ndarray:
+    """Hessian of a scalar function by extrapolated second differences; ``d`` is the relative first step."""
     x = np.asarray(x, dtype=float)
     n = x.size
     f0 = float(fun(x))
-    h0 = _steps(x, _D_HESSIAN)
+    h0 = _steps(x, d)
     H = np.empty((n, n))
     for i in range(n):
         est = []
