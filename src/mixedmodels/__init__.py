@@ -24,6 +24,22 @@ from .results import LinearMixedModelResults
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "compare": ("mixedmodels.inference.compare", "compare"),
+    "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
+    "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
+}
+
+
+def __getattr__(name: str):
+    """Import the inference entry points on first use (keeps ``import mixedmodels`` and the CLI quick)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
+
 
 def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True, data_name: str | None = None) -> LinearMixedModelResults:
     """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE)``.
@@ -50,6 +66,9 @@ __all__ = [
     "lmer",
     "LinearMixedModel",
     "LinearMixedModelResults",
+    "LinearModelResults",
+    "compare",
+    "bootstrap_lrt",
     "datasets",
     "MixedModelsError",
     "FormulaError",

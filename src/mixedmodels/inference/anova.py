@@ -14,7 +14,7 @@ import formulaic
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..exceptions import ModelError
 from ..formula.design import _matrix
@@ -45,7 +45,7 @@ def coef_table(result: "LinearMixedModelResults", ddf: str | None = "satterthwai
     df = np.array([calc.contrast_df(eye[i]) for i in range(p)])
     t = result.beta / se
     out = pd.DataFrame(
-        {"Estimate": result.beta, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": 2 * stats.t.sf(np.abs(t), df)},
+        {"Estimate": result.beta, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": 2 * special.stdtr(df, -np.abs(t))},
         index=table.index,
     )
     return out
@@ -67,7 +67,7 @@ def contest(result: "LinearMixedModelResults", L: np.ndarray, *, rhs: np.ndarray
             "NumDF": res["ndf"],
             "DenDF": res["ddf"],
             "F value": res["F"],
-            "Pr(>F)": float(stats.f.sf(res["F"], res["ndf"], res["ddf"])),
+            "Pr(>F)": float(special.fdtrc(res["ndf"], res["ddf"], res["F"])),
         }
     )
 
