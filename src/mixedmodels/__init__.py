@@ -28,6 +28,7 @@ _LAZY = {
     "compare": ("mixedmodels.inference.compare", "compare"),
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
+    "load": ("mixedmodels.persist", "load"),
 }
 
 
@@ -69,6 +70,7 @@ __all__ = [
     "LinearModelResults",
     "compare",
     "bootstrap_lrt",
+    "load",
     "datasets",
     "MixedModelsError",
     "FormulaError",

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mixedmodels", description="Linear mixed-effects models with lme4 formulas.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     fit = sub.add_parser("fit", help="fit a linear mixed model and print its summary")
-    fit.add_argument("data", help="CSV, TSV, Parquet or Feather file, or a bundled dataset name (e.g. sleepstudy)")
+    _data_options(fit)
     fit.add_argument("--formula", "-f", required=True, help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -35,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="denominator df for the t-tests (default: satterthwaite, as lmerTest)")
     fit.add_argument("--ci", choices=["wald", "profile", "boot"], help="add confidence intervals by this method")
     fit.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    fit.add_argument("--save", metavar="FILE", help="also save the fit as JSON (.json or .json.gz) for mixedmodels.load")
     _sim_options(fit, nsim=500)
     fit.add_argument("--debug", action="store_true", help="show tracebacks")
 
     anova = sub.add_parser("anova", help="Type III ANOVA table of the fixed effects with F-tests")
-    anova.add_argument("data", help="data file or bundled dataset name")
+    _data_options(anova)
     anova.add_argument("--formula", "-f", required=True, help="lme4 formula")
     anova.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     anova.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger"], help="denominator df method")
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     anova.add_argument("--debug", action="store_true", help="show tracebacks")
 
     comp = sub.add_parser("compare", help="compare nested models: AIC, BIC, likelihood-ratio tests")
-    comp.add_argument("data", help="data file or bundled dataset name")
+    _data_options(comp)
     comp.add_argument("--formula", "-f", action="append", required=True,
                       help="a model formula (give two or more); a formula without (…|…) terms is a linear model")
     comp.add_argument("--ml", action="store_true", help="fit by maximum likelihood")
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--debug", action="store_true", help="show tracebacks")
 
     rl = sub.add_parser("rlrt", help="exact restricted LRT for a model's single variance component (RLRsim's exactRLRT)")
-    rl.add_argument("data", help="data file or bundled dataset name")
+    _data_options(rl)
     rl.add_argument("--formula", "-f", required=True, help="lme4 formula with one random-effects term, e.g. 'y ~ x + (1|g)'")
     _sim_options(rl, nsim=10000)
     rl.add_argument("--json", action="store_true", help="print JSON")
@@ -71,6 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="?", help="CSV, TSV, Parquet or Feather file, or a bundled dataset name (e.g. sleepstudy)")
+    parser.add_argument("--sql", help="read the data with this query from --db (read-only)")
+    parser.add_argument("--db", help="DuckDB or SQLite database file for --sql")
+
+
+def _read(args: argparse.Namespace):
+    """The data frame and its name, from DATA or from --sql/--db (read once per command)."""
+    from .exceptions import DataError
+    from .io import read_data, read_sql
+
+    if getattr(args, "_frame", None) is None:
+        if args.sql or args.db:
+            if not (args.sql and args.db):
+                raise DataError("--sql and --db go together: --sql 'select ...' --db FILE")
+            if args.data:
+                raise DataError("give either DATA or --sql/--db, not both")
+            args._frame = read_sql(args.sql, args.db)
+        elif args.data:
+            args._frame = read_data(args.data)
+        else:
+            raise DataError("no data: give a file or bundled dataset name, or --sql 'select ...' --db FILE")
+    return args._frame
+
+
 def _sim_options(parser: argparse.ArgumentParser, nsim: int | None) -> None:
     if nsim is not None:
         parser.add_argument("--nsim", type=int, default=nsim, help=f"simulations for bootstrap/RLRT (default {nsim})")
@@ -79,14 +105,13 @@ def _sim_options(parser: argparse.ArgumentParser, nsim: int | None) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _load_fit(data: str, formula: str, reml: bool):
+def _load_fit(args: argparse.Namespace, formula: str, reml: bool):
     """Read the data and fit the model (a linear model when the formula has no random effects)."""
     from .formula.parse import parse_formula
-    from .io import read_data
     from .linear import LinearModelResults
     from .model import LinearMixedModel
 
-    frame, name = read_data(data)
+    frame, name = _read(args)
     with warnings.catch_warnings():
         # warnings are reported in the summary / JSON rather than on stderr
         warnings.simplefilter("ignore")
@@ -106,7 +131,7 @@ def _dump(obj) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
-    result, _, _ = _load_fit(args.data, args.formula, not args.ml)
+    result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not hasattr(result, "theta"):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     ddf = None if args.ddf == "none" else args.ddf
@@ -118,6 +143,8 @@ def _fit(args: argparse.Namespace) -> int:
         elif args.ci == "profile":
             kw = {"progress": _progress(args)}
         ci = result.confint(args.ci, args.level, **kw)
+    if args.save:
+        result.save(args.save)
     if args.json:
         out = result.to_dict(ddf=ddf)
         if ci is not None:
@@ -142,7 +169,7 @@ def _finite(v) -> float | None:
 def _anova(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
-    result, _, _ = _load_fit(args.data, args.formula, not args.ml)
+    result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not hasattr(result, "theta"):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     table = result.anova(args.ddf)
@@ -163,7 +190,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     if len(args.formula) < 2:
         raise ModelError("compare needs at least two --formula options")
-    fits = [_load_fit(args.data, f, not args.ml)[0] for f in args.formula]
+    fits = [_load_fit(args, f, not args.ml)[0] for f in args.formula]
     refit = {"auto": None, "always": True, "never": False}[args.refit]
     comp = compare(*fits, refit=refit)
     boot = []
@@ -192,7 +219,7 @@ def _rlrt(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
     from .inference.rlrt import exact_rlrt
 
-    result, _, _ = _load_fit(args.data, args.formula, True)
+    result, _, _ = _load_fit(args, args.formula, True)
     if not hasattr(result, "theta"):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     if len(result.model.terms) != 1:

@@ -83,3 +83,47 @@ def read_data(source: str) -> tuple[pd.DataFrame, str]:
         dup = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise DataError(f"duplicated column names in {source!r}: {', '.join(dup)}")
     return frame, path.stem
+
+
+def read_sql(query: str, database: str) -> tuple[pd.DataFrame, str]:
+    """Run one read-only query against a DuckDB or SQLite database file.
+
+    The kind of file is told from its first bytes (SQLite files start with ``SQLite format 3``);
+    anything else is opened with DuckDB. Connections are read-only, and DuckDB's access to other
+    files and extensions is switched off, so a query can read the database and nothing else.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+    name : str
+        The database file's stem.
+    """
+    path = Path(database)
+    if not path.is_file():
+        raise DataError(f"no such database file: {database!r}")
+    with path.open("rb") as fh:
+        magic = fh.read(16)
+    if magic.startswith(b"SQLite format 3"):
+        import sqlite3
+
+        try:
+            with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True) as con:
+                frame = pd.read_sql_query(query, con)
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise DataError(f"SQLite query failed: {str(exc).splitlines()[0]}") from None
+        return frame, path.stem
+    try:
+        import duckdb
+    except ImportError:
+        raise DataError(f"{database!r} is not a SQLite file; reading DuckDB files needs the duckdb package (pip install duckdb)") from None
+    try:
+        con = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False, "autoload_known_extensions": False})
+    except duckdb.Error as exc:
+        raise DataError(f"cannot open {database!r} as a DuckDB database: {str(exc).splitlines()[0]}") from None
+    try:
+        frame = con.execute(query).df()
+    except duckdb.Error as exc:
+        raise DataError(f"DuckDB query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return frame, path.stem

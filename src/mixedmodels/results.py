@@ -515,6 +515,12 @@ class LinearMixedModelResults:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
+    def save(self, path) -> "Path":
+        """Save the fit as versioned JSON (``mixedmodels.load`` reads it back; no pickle)."""
+        from .persist import save
+
+        return save(self, path)
+
     def to_dict(self, ddf: str | None = "satterthwaite") -> dict[str, Any]:
         """JSON-ready description of the fit (the CLI's ``--json`` output); ``ddf`` fills df and p-values."""
         from .report.serialize import results_to_dict

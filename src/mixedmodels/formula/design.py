@@ -83,7 +83,22 @@ def r_name(name: str) -> str:
     return name.replace("`", "")
 
 
+def to_pandas(data: object) -> pd.DataFrame:
+    """A pandas DataFrame from pandas, polars (DataFrame or LazyFrame) or pyarrow (Table or RecordBatch) data."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    module = type(data).__module__.split(".")[0]
+    if module == "polars":
+        if hasattr(data, "collect") and not hasattr(data, "to_pandas"):
+            data = data.collect()
+        return data.to_pandas()
+    if module == "pyarrow" and hasattr(data, "to_pandas"):
+        return data.to_pandas()
+    return data  # type: ignore[return-value]
+
+
 def _prepare(data: pd.DataFrame) -> pd.DataFrame:
+    data = to_pandas(data)
     if not isinstance(data, pd.DataFrame):
         try:
             data = pd.DataFrame(data)
