@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--json", action="store_true", help="print JSON")
     rl.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    rep = sub.add_parser("report", help="write a self-contained HTML report of a fitted model")
+    _data_options(rep)
+    rep.add_argument("--formula", "-f", required=True, help="lme4 formula")
+    rep.add_argument("--output", "-o", required=True, help="HTML file to write")
+    rep.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "none"], help="denominator df method")
+    rep.add_argument("--debug", action="store_true", help="show tracebacks")
+
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -215,6 +223,18 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+    from .report.html import write_report
+
+    result, _, _ = _load_fit(args, args.formula, not args.ml)
+    if not hasattr(result, "theta"):
+        raise ModelError("the formula has no random-effects terms such as (1 | g)")
+    write_report(result, args.output, ddf=None if args.ddf == "none" else args.ddf)
+    sys.stderr.write(f"wrote {args.output}\n")
+    return 0
+
+
 def _rlrt(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
     from .inference.rlrt import exact_rlrt
@@ -239,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt}.get(args.command)
+        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report}.get(args.command)
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets
