@@ -495,6 +495,27 @@ class LinearMixedModelResults:
 
         return profile_intervals(self, level, **kwargs)
 
+    def icc(self, **kwargs: Any) -> pd.DataFrame:
+        """Intraclass correlations, adjusted and conditional, per grouping factor and in total (``performance::icc``).
+
+        ``ci=0.95`` (with ``nsim``, ``seed``, ``n_jobs``) adds parametric-bootstrap intervals.
+        """
+        from .inference.partition import icc
+
+        return icc(self, **kwargs)
+
+    def r2(self, **kwargs: Any) -> dict[str, float]:
+        """Nakagawa–Schielzeth marginal and conditional R² (``performance::r2_nakagawa``); ``ci=`` adds intervals."""
+        from .inference.partition import r2
+
+        return r2(self, **kwargs)
+
+    def implied_covariance(self, **kwargs: Any):
+        """Marginal covariance and correlation of observations: ``group=, level=`` or ``newdata=`` (see ``inference.implied``)."""
+        from .inference.implied import implied_covariance
+
+        return implied_covariance(self, **kwargs)
+
     # ------------------------------------------------------------------ output
     def summary(self, ddf: str | None = "satterthwaite"):
         """Summary as lme4/lmerTest print it; ``str()`` gives text, ``_repr_html_`` HTML.
