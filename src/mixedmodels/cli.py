@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output", "-o", required=True, help="HTML file to write")
     rep.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "none"], help="denominator df method")
+    rep.add_argument("--profile", action="store_true", help="add profile-likelihood intervals and zeta plots")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
@@ -230,7 +231,7 @@ def _report(args: argparse.Namespace) -> int:
     result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not hasattr(result, "theta"):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
-    write_report(result, args.output, ddf=None if args.ddf == "none" else args.ddf)
+    write_report(result, args.output, ddf=None if args.ddf == "none" else args.ddf, profile=args.profile)
     sys.stderr.write(f"wrote {args.output}\n")
     return 0
 

@@ -536,11 +536,11 @@ class LinearMixedModelResults:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
-    def report(self, path: str, *, ddf: str | None = "satterthwaite") -> str:
-        """Write a self-contained HTML report (tables, diagnostics, plots) to ``path``."""
+    def report(self, path: str, *, ddf: str | None = "satterthwaite", profile: bool = False) -> str:
+        """Write a self-contained HTML report (tables, diagnostics, plots; ``profile=True``: zeta plots) to ``path``."""
         from .report.html import write_report
 
-        return write_report(self, path, ddf=ddf)
+        return write_report(self, path, ddf=ddf, profile=profile)
 
     def save(self, path) -> "Path":
         """Save the fit as versioned JSON (``mixedmodels.load`` reads it back; no pickle)."""

@@ -65,12 +65,6 @@ def figure_html(fig: Any, caption: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    except Exception:  # noqa: BLE001 - a Figure made without pyplot needs no closing
-        pass
     return f"<div class='fig'><img alt='{_esc(caption)}' src='data:image/png;base64,{data}'><div class='muted'>{_esc(caption)}</div></div>"
 
 
@@ -110,8 +104,10 @@ def _time_variable(r: "LinearMixedModelResults") -> str | None:
     return None
 
 
-def render_report(r: "LinearMixedModelResults", *, ddf: str | None = "satterthwaite", title: str | None = None) -> str:
-    """The whole report as one HTML string."""
+def render_report(
+    r: "LinearMixedModelResults", *, ddf: str | None = "satterthwaite", title: str | None = None, profile: bool = False
+) -> str:
+    """The whole report as one HTML string; ``profile=True`` adds profile intervals and zeta plots."""
     from .. import plots
     from ..inference.partition import icc
 
@@ -130,6 +126,14 @@ def render_report(r: "LinearMixedModelResults", *, ddf: str | None = "satterthwa
     time_var = _time_variable(r)
     if time_var is not None:
         figs.insert(1, figure_html(plots.trajectories(r, time_var), f"Observed values, subject-specific and population fits over {time_var}"))
+    profile_html = ""
+    if profile:
+        intervals, prof = r.profile(progress=False)
+        profile_html = (
+            "<h2>Profile-likelihood confidence intervals</h2>"
+            + frame_html(intervals)
+            + figure_html(plots.zeta_plot(prof), "Profile zeta: signed square root of the deviance change, with ±1.96 lines")
+        )
     crit = (
         f"REML criterion {r.objective:.2f}"
         if r.reml
@@ -150,6 +154,7 @@ def render_report(r: "LinearMixedModelResults", *, ddf: str | None = "satterthwa
         frame_html(coef),
         f"<h2>Random effects</h2>{frame_html(vc, index=False)}",
         f"<h3>Intraclass correlation</h3>{frame_html(icc_table)}",
+        profile_html,
         f"<h2>Fit diagnostics</h2>{_diagnostics(r)}",
         "<h2>Plots</h2>",
         *figs,
@@ -160,9 +165,6 @@ def render_report(r: "LinearMixedModelResults", *, ddf: str | None = "satterthwa
 
 def write_report(r: "LinearMixedModelResults", path: str, **kwargs: Any) -> str:
     """Write :func:`render_report` to ``path``; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     text = render_report(r, **kwargs)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
