@@ -493,6 +493,7 @@ class LinearMixedModelResults:
         """Profile the ML deviance over every parameter; returns ``(intervals, Profile)`` (ζ traces for plots)."""
         from .inference.confint import profile_intervals
 
+        kwargs.setdefault("trace_points", True)
         return profile_intervals(self, level, **kwargs)
 
     def icc(self, **kwargs: Any) -> pd.DataFrame:

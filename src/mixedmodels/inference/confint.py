@@ -208,8 +208,29 @@ def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float
     return (bound if np.isfinite(bound) else np.nan), trace
 
 
-def profile_intervals(result: "LinearMixedModelResults", level: float = 0.95, *, parm: list[str] | None = None, progress: bool | None = None) -> tuple[pd.DataFrame, Profile]:
-    """Profile-likelihood intervals for every parameter (lme4's ``confint(m, method = "profile")``)."""
+def _fill(zeta, estimate: float, end: float, bound: float) -> list[tuple[float, float]]:
+    """A few more profile points between the estimate and an interval's end (for smooth zeta plots)."""
+    if not np.isfinite(end) or end == estimate:
+        return []
+    pts = [(estimate, 0.0)]
+    for frac in (0.25, 0.5, 0.75, 1.0):
+        v = estimate + frac * (end - estimate)
+        pts.append((v, zeta(v)))
+    return pts
+
+
+def profile_intervals(
+    result: "LinearMixedModelResults",
+    level: float = 0.95,
+    *,
+    parm: list[str] | None = None,
+    progress: bool | None = None,
+    trace_points: bool = False,
+) -> tuple[pd.DataFrame, Profile]:
+    """Profile-likelihood intervals for every parameter (lme4's ``confint(m, method = "profile")``).
+
+    ``trace_points=True`` also evaluates ζ at evenly spaced points inside each interval, for plots.
+    """
     pr = _Profiler(result)
     z = stats.norm.ppf(0.5 + level / 2)
     vp = pr.vp
@@ -243,7 +264,7 @@ def profile_intervals(result: "LinearMixedModelResults", level: float = 0.95, *,
                 state["phi"] = pr.phi_hat.copy()
                 v, trace = _solve_side(zeta, est, max(se_phi[i], 1e-3 * max(abs(est), 1e-3)), target, bound)
                 sides.append(v)
-                pr.profile.traces.setdefault(name, []).extend(trace)
+                pr.profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, bound) if trace_points else []))
             pr.profile.estimates[name] = float(est)
         else:
             j = list(pr.ml.model.design.fixed_names).index(name)
@@ -260,7 +281,7 @@ def profile_intervals(result: "LinearMixedModelResults", level: float = 0.95, *,
                 state["theta"] = pr.ml.theta.copy()
                 v, trace = _solve_side(zeta, est, se_beta[j], target, -np.inf if target < 0 else np.inf)
                 sides.append(v)
-                pr.profile.traces.setdefault(name, []).extend(trace)
+                pr.profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, np.inf) if trace_points else []))
             pr.profile.estimates[name] = float(est)
         rows[name] = sides
     return _frame(rows, level), pr.profile
