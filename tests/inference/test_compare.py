@@ -121,3 +121,10 @@ def test_bootstrap_lrt(fits):
     assert a.p_value == b.p_value and np.array_equal(a.reference, b.reference)
     assert a.p_value == pytest.approx(1 / 41)  # nothing simulated under the null gets near 42
     assert 0 < a.nsim_used <= 40 and np.all(a.reference >= -1e-6)
+
+
+def test_html_display(fits):
+    m0, m1 = (fits[f] for f in REF["random_reml"]["formulas"])
+    html = compare(m0, m1)._repr_html_()
+    assert html.startswith("<div") and "<table" in html and "Pr(&gt;Chisq) boundary" in html
+    assert "<table>" in m1._repr_html_()

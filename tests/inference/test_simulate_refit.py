@@ -82,3 +82,19 @@ def test_bootstrap_reproducible_and_parallel(fit):
 def test_bootstrap_bad_nsim(fit):
     with pytest.raises(MixedModelsError, match="nsim"):
         parametric_bootstrap(fit, lambda f: f.sigma, 0)
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(fit, capsys):
+    parametric_bootstrap(fit, lambda f: f.sigma, 5, seed=1)  # stderr is not a terminal under pytest
+    assert capsys.readouterr().err == ""
+    parametric_bootstrap(fit, lambda f: f.sigma, 5, seed=1, progress=True)
+    assert "bootstrap" in capsys.readouterr().err
+    fit.confint("boot", nsim=5, seed=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_quiet_has_no_progress(capsys):
+    from mixedmodels.cli import main
+
+    code = main(["fit", "Dyestuff", "-f", "Yield ~ 1 + (1|Batch)", "--ci", "boot", "--nsim", "5", "--quiet", "--json"])
+    assert code == 0 and capsys.readouterr().err == ""
