@@ -145,10 +145,7 @@ class Satterthwaite:
 
     def ftest(self, L: np.ndarray, rhs: np.ndarray | None = None) -> dict[str, float]:
         """F-test of ``Lβ = rhs`` (lmerTest's ``contestMD``): ``F``, ``ndf``, ``ddf``."""
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        beta = self.result.beta
-        if rhs is not None and np.any(rhs):
-            beta = beta - np.linalg.pinv(L) @ np.asarray(rhs, dtype=float)
+        L, beta = _hypothesis(self.result, L, rhs)
         d, P = np.linalg.eigh(L @ self.vcov_beta @ L.T)
         order = np.argsort(d)[::-1]
         d, P = d[order], P[:, order]
@@ -160,6 +157,15 @@ class Satterthwaite:
         F = float(np.sum((PtL @ beta) ** 2 / d[:q]) / q)
         nu = np.array([self.contrast_df(row) for row in PtL])
         return {"F": F, "ndf": float(q), "ddf": _combine_df(nu), "scale": 1.0}
+
+
+def _hypothesis(result: "LinearMixedModelResults", L: np.ndarray, rhs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``L`` as a matrix and β̂ shifted so that ``Lβ = rhs`` becomes ``Lβ = 0`` (``β − L⁺ rhs``)."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    beta = result.beta
+    if rhs is not None and np.any(rhs):
+        beta = beta - np.linalg.pinv(L) @ np.asarray(rhs, dtype=float)
+    return L, beta
 
 
 def _combine_df(nu: np.ndarray) -> float:
@@ -322,10 +328,7 @@ class KenwardRoger:
 
     def ftest(self, L: np.ndarray, rhs: np.ndarray | None = None) -> dict[str, float]:
         """Scaled F-test of ``Lβ = rhs`` (pbkrtest's ``KRmodcomp``): ``F``, ``ndf``, ``ddf``, ``scale``."""
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        beta = self.result.beta
-        if rhs is not None and np.any(rhs):
-            beta = beta - np.linalg.pinv(L) @ np.asarray(rhs, dtype=float)
+        L, beta = _hypothesis(self.result, L, rhs)
         Lb = L @ beta
         q = np.linalg.matrix_rank(L)
         wald = float(Lb @ np.linalg.solve(L @ self.vcov_adjusted @ L.T, Lb))
