@@ -6,7 +6,8 @@ Prints medians for
 * sleepstudy ``Reaction ~ Days + (Days | Subject)`` (REML): ``fit()`` on a built model, and the
   whole ``lmer()`` call including formula evaluation;
 * InstEval ``y ~ service * dept + (1 | s) + (1 | d)`` (ML): the in-process ``lmer()`` call and
-  the whole ``mixedmodels fit ... --json`` process, with its peak memory;
+  the whole ``mixedmodels fit ... --json`` process, with its peak memory, without (``--ddf none``,
+  lme4's table) and with the default Satterthwaite df;
 and, where R is present, lme4's ``lmer()`` time from the same run, the ratio and both optimizers'
 evaluation counts.
 """
@@ -40,10 +41,10 @@ def median_time(fn, reps: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def cli_run(reps: int) -> tuple[float, float]:
+def cli_run(reps: int, ddf: str) -> tuple[float, float]:
     """Median wall time and max peak RSS (MiB) of the whole CLI process on InstEval."""
     times, peak = [], 0.0
-    cmd = [sys.executable, "-m", "mixedmodels", "fit", "InstEval", "--formula", INST, "--ml", "--json"]
+    cmd = [sys.executable, "-m", "mixedmodels", "fit", "InstEval", "--formula", INST, "--ml", "--json", "--ddf", ddf]
     for _ in range(reps):
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
@@ -78,7 +79,8 @@ def main() -> None:
     t_fit, res = median_time(lambda: mm.LinearMixedModel(model.design).fit(), args.reps_small)
     t_lmer, _ = median_time(lambda: mm.lmer(SLEEP, sleep), args.reps_small)
     t_inst, res_inst = median_time(lambda: mm.lmer(INST, inst, REML=False), args.reps_large)
-    t_cli, peak = cli_run(args.reps_large)
+    t_cli, peak = cli_run(args.reps_large, "none")
+    t_cli_sat, peak_sat = cli_run(args.reps_large, "satterthwaite")
     r = None if args.no_r else lme4_times(max(20, args.reps_small // 4), args.reps_large)
 
     print(f"machine: {os.cpu_count()} cores; mixedmodels {mm.__version__}")
@@ -93,7 +95,8 @@ def main() -> None:
         print(f"  ratio lme4 / mixedmodels: fit() {s['median_s'] / t_fit:.1f}x, lmer() {s['median_s'] / t_lmer:.1f}x")
     print("\nInstEval service*dept + (1|s) + (1|d), ML")
     print(f"  mixedmodels lmer() in process:      median {t_inst:.3f} s, {res_inst.fit_record.evaluations} evaluations")
-    print(f"  mixedmodels CLI process (--json):   median {t_cli:.3f} s, peak memory {peak:.0f} MiB")
+    print(f"  mixedmodels CLI process (--json --ddf none):  median {t_cli:.3f} s, peak memory {peak:.0f} MiB")
+    print(f"  mixedmodels CLI process (--json, Satterthwaite df, the default): median {t_cli_sat:.3f} s, peak {peak_sat:.0f} MiB")
     if r:
         i = r["insteval"]
         print(f"  lme4 lmer():                        median {i['median_s']:.3f} s, {i['feval']} evaluations")
