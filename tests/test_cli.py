@@ -334,3 +334,14 @@ def test_anova_json(capsys):
 def test_fit_without_random_effects_is_an_error(capsys):
     code, _, err = run(capsys, "fit", "sleepstudy", "-f", "Reaction ~ Days")
     assert code == 2 and "random-effects" in err
+
+
+def test_cli_rlrt_json(capsys):
+    code = main(["rlrt", "Dyestuff", "--formula", "Yield ~ 1 + (1 | Batch)", "--nsim", "5000", "--seed", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["statistic"] == pytest.approx(6.368955313621143, rel=1e-5)
+    assert abs(d["p_value"] - 0.004655) < 0.005 and d["nsim"] == 5000
+    code = main(["rlrt", "sleepstudy", "--formula", "Reaction ~ Days + (1|Subject) + (0+Days|Subject)"])
+    assert code == 2 and "exactly one random-effects term" in capsys.readouterr().err

@@ -543,7 +543,7 @@ class LinearMixedModelResults:
 
         return write_report(self, path, ddf=ddf, profile=profile)
 
-    def save(self, path) -> "Path":
+    def save(self, path: str) -> Any:
         """Save the fit as versioned JSON (``mixedmodels.load`` reads it back; no pickle)."""
         from .persist import save
 

@@ -191,7 +191,7 @@ def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float
     trace: list[tuple[float, float]] = []
     sign = 1.0 if target > 0 else -1.0
     step = scale if scale > 0 and np.isfinite(scale) else max(abs(estimate) * 0.1, 1e-3)
-    a, za = estimate, 0.0
+    a = estimate
     for _ in range(60):
         b = estimate + sign * step
         if (sign > 0 and b >= bound) or (sign < 0 and b <= bound):
@@ -203,7 +203,7 @@ def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float
             return root, trace
         if b == bound:
             return bound, trace
-        a, za = b, zb
+        a = b
         step *= 1.6
     return (bound if np.isfinite(bound) else np.nan), trace
 
