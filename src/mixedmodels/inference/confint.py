@@ -191,7 +191,7 @@ def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float
     trace: list[tuple[float, float]] = []
     sign = 1.0 if target > 0 else -1.0
     step = scale if scale > 0 and np.isfinite(scale) else max(abs(estimate) * 0.1, 1e-3)
-    a = estimate
+    a, za = estimate, 0.0
     for _ in range(60):
         b = estimate + sign * step
         if (sign > 0 and b >= bound) or (sign < 0 and b <= bound):
@@ -199,11 +199,19 @@ def _solve_side(zeta, estimate: float, scale: float, target: float, bound: float
         zb = zeta(b)
         trace.append((b, zb))
         if abs(zb) >= abs(target):
-            root = optimize.brentq(lambda v: zeta(v) - target, a, b, xtol=1e-8 * max(1.0, abs(estimate)), rtol=1e-10)
+            # the bracket's ends keep the values already found: the inner optimisations start from
+            # the previous point, so a second evaluation at the same place can differ in the last digits
+            known = {a: za, b: zb}
+
+            def gap(v: float) -> float:
+                z = known[v] if v in known else zeta(v)
+                return z - target
+
+            root = optimize.brentq(gap, a, b, xtol=1e-8 * max(1.0, abs(estimate)), rtol=1e-10)
             return root, trace
         if b == bound:
             return bound, trace
-        a = b
+        a, za = b, zb
         step *= 1.6
     return (bound if np.isfinite(bound) else np.nan), trace
 
