@@ -38,7 +38,14 @@ def test_quick_run_has_all_sections_and_valid_rates(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert out_md.read_text(encoding="utf-8").strip() == text.strip()
-    for heading in ("## Fits", "## (a) Type-I error of t-tests", "## (b) Type-I error of the LRT", "## (c) Type-I error of the exact RLRT", "## (d) Coverage of 95% profile"):
+    headings = (
+        "## Fits",
+        "## (a) Type-I error of t-tests",
+        "## (b) Type-I error of the LRT",
+        "## (c) Type-I error of the exact RLRT",
+        "## (d) Coverage of 95% profile",
+    )
+    for heading in headings:
         assert heading in text
     for label in ("Satterthwaite", "Kenward–Roger", "naive χ²", "χ̄² boundary", "exact RLRT", "coverage"):
         assert label in text

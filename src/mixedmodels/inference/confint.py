@@ -167,7 +167,13 @@ class _Profiler:
         return float(best[0]), phi.copy()
 
     def zeta_var(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        # two starts — the previous point (continuation) and the estimate — and the lower minimum:
+        # the profiled deviance can have several local minima in the other parameters
         dev, phi = self._minimise_others(i, value, start)
+        if not np.array_equal(np.delete(start, i), np.delete(self.phi_hat, i)):
+            dev2, phi2 = self._minimise_others(i, value, self.phi_hat)
+            if dev2 < dev:
+                dev, phi = dev2, phi2
         z = math.copysign(math.sqrt(max(dev - self.dev_hat, 0.0)), value - self.phi_hat[i])
         return z, phi
 
@@ -179,9 +185,14 @@ class _Profiler:
         design = dataclasses.replace(
             d, X=np.ascontiguousarray(d.X[:, keep]), y=d.y - d.X[:, j] * value, fixed_names=tuple(d.fixed_names[k] for k in keep)
         )
+        model = LinearMixedModel(design, reml=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = LinearMixedModel(design, reml=False).fit(start=start_theta, check_convergence=False)
+            fit = model.fit(start=start_theta, check_convergence=False)
+            if not np.array_equal(start_theta, self.ml.theta):  # also from the estimate; keep the lower minimum
+                other = model.fit(start=self.ml.theta, check_convergence=False)
+                if other.objective < fit.objective:
+                    fit = other
         z = math.copysign(math.sqrt(max(fit.objective - self.dev_hat, 0.0)), value - self.ml.beta[j])
         return z, fit.theta
 
