@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from .exceptions import MixedModelsError
+from .report.serialize import json_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,7 +159,7 @@ def _fit(args: argparse.Namespace) -> int:
         out = result.to_dict(ddf=ddf)
         if ci is not None:
             out["confint"] = [
-                {"parameter": str(name), "lower": _finite(row.iloc[0]), "upper": _finite(row.iloc[1])} for name, row in ci.iterrows()
+                {"parameter": str(name), "lower": json_number(row.iloc[0]), "upper": json_number(row.iloc[1])} for name, row in ci.iterrows()
             ]
             out["confint_method"] = args.ci
             out["confint_level"] = args.level
@@ -170,11 +171,6 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finite(v) -> float | None:
-    v = float(v)
-    return v if v == v and abs(v) != float("inf") else None
-
-
 def _anova(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
@@ -184,8 +180,8 @@ def _anova(args: argparse.Namespace) -> int:
     table = result.anova(args.ddf)
     if args.json:
         _dump({"ddf_method": args.ddf, "terms": [
-            {"term": str(t), "sum_sq": _finite(r["Sum Sq"]), "mean_sq": _finite(r["Mean Sq"]), "num_df": _finite(r["NumDF"]),
-             "den_df": _finite(r["DenDF"]), "f_value": _finite(r["F value"]), "p_value": _finite(r["Pr(>F)"])}
+            {"term": str(t), "sum_sq": json_number(r["Sum Sq"]), "mean_sq": json_number(r["Mean Sq"]), "num_df": json_number(r["NumDF"]),
+             "den_df": json_number(r["DenDF"]), "f_value": json_number(r["F value"]), "p_value": json_number(r["Pr(>F)"])}
             for t, r in table.iterrows()]})
     else:
         method = result.ddf_calculator(args.ddf).method

@@ -22,12 +22,13 @@ from scipy import stats
 from ..exceptions import ModelError
 
 
-def _fixed_key(m: Any) -> tuple[str, ...]:
-    return tuple(sorted(m.model.design.fixed_names if hasattr(m, "model") else m.design.fixed_names))
-
-
 def _design(m: Any):
+    """The design of a mixed model's or a linear model's fit."""
     return m.model.design if hasattr(m, "model") else m.design
+
+
+def _fixed_key(m: Any) -> tuple[str, ...]:
+    return tuple(sorted(_design(m).fixed_names))
 
 
 def _re_blocks(m: Any) -> list[tuple[str, tuple[str, ...]]]:

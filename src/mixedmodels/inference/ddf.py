@@ -83,10 +83,6 @@ class Satterthwaite:
             hit = self._cache[key] = (f.pwrss(), logdets, rinv.T @ rinv)
         return hit
 
-    def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
-        """``σ² (R_X'R_X)⁻¹`` at ``(θ, σ)``, flattened."""
-        return (varpar[-1] ** 2 * self._at_theta(varpar[:-1])[2]).reshape(-1)
-
     @cached_property
     def _derivatives(self) -> tuple[np.ndarray, np.ndarray]:
         """Hessian of the deviance in ``(θ, σ)`` and ``∂C/∂(θ, σ)``.

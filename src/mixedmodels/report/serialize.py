@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
 
 
-def _num(v: Any) -> float | None:
+def json_number(v: Any) -> float | None:
+    """A float for JSON, or None for missing and non-finite values (JSON has no NaN)."""
     if v is None:
         return None
     v = float(v)
@@ -45,11 +46,11 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
         "fixed_effects": [
             {
                 "term": name,
-                "estimate": _num(row["Estimate"]),
-                "std_error": _num(row["Std. Error"]),
-                "t_value": _num(row["t value"]),
-                "df": _num(row["df"]),
-                "p_value": _num(row["Pr(>|t|)"]),
+                "estimate": json_number(row["Estimate"]),
+                "std_error": json_number(row["Std. Error"]),
+                "t_value": json_number(row["t value"]),
+                "df": json_number(row["df"]),
+                "p_value": json_number(row["Pr(>|t|)"]),
             }
             for name, row in fe.iterrows()
         ],
@@ -59,8 +60,8 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
                 "group": row.grp,
                 "term1": _str(row.var1),
                 "term2": _str(row.var2),
-                "variance": _num(row.vcov),
-                "sd_or_corr": _num(row.sdcor),
+                "variance": json_number(row.vcov),
+                "sd_or_corr": json_number(row.sdcor),
             }
             for row in r.varcorr.itertuples(index=False)
         ],
