@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 
 from . import datasets
@@ -20,6 +23,7 @@ from .exceptions import (
     SingularFitWarning,
 )
 from .model import LinearMixedModel
+from .optimize import OptimizerControl
 from .results import LinearMixedModelResults
 
 __version__ = "0.1.0"
@@ -42,8 +46,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
 
 
-def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True, data_name: str | None = None) -> LinearMixedModelResults:
-    """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE)``.
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    control: OptimizerControl | dict | None = None,
+    optimizer: str | None = None,
+    start: Sequence[float] | dict | None = None,
+    contrasts: dict[str, str] | None = None,
+    na_action: str = "omit",
+    data_name: str | None = None,
+) -> LinearMixedModelResults:
+    """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE, control, start, contrasts, na.action)``.
 
     Parameters
     ----------
@@ -53,6 +68,18 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True, data_name: str 
         The data; rows with missing values in the variables used are dropped and counted.
     REML : bool
         REML (default) or maximum likelihood.
+    control : OptimizerControl or dict, optional
+        Optimizer settings, as lme4's ``lmerControl``: ``optimizer`` (``"bobyqa"``, the default, or
+        ``"nelder_mead"``), ``maxfun``, ``ftol_abs``, ``xtol_abs``, ``check_conv`` and ``restart_edge``.
+    optimizer : str, optional
+        Shorthand for ``control={"optimizer": ...}``.
+    start : sequence of float or dict, optional
+        Starting θ (lme4's ``start=``; a dict ``{"theta": [...]}`` is accepted too).
+    contrasts : dict, optional
+        Contrast coding per factor, ``{"column": "sum"}`` (R's ``contr.sum``) or ``"treatment"`` (the default).
+    na_action : {"omit", "exclude"}
+        ``"exclude"`` pads fitted values and residuals with missing values at dropped rows, so they
+        can be assigned back to ``data`` (R's ``na.exclude``).
     data_name : str, optional
         Name shown in the summary.
 
@@ -60,7 +87,16 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True, data_name: str 
     -------
     LinearMixedModelResults
     """
-    return LinearMixedModel.from_formula(formula, data, reml=REML, data_name=data_name).fit()
+    ctl = OptimizerControl.make(control, optimizer)
+    model = LinearMixedModel.from_formula(
+        formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl
+    )
+    if isinstance(start, dict):
+        unknown = set(start) - {"theta"}
+        if unknown:
+            raise ModelError(f"start may only name 'theta', got {', '.join(sorted(unknown))}")
+        start = start.get("theta")
+    return model.fit(start=None if start is None else np.asarray(start, dtype=float))
 
 
 __all__ = [
@@ -68,6 +104,7 @@ __all__ = [
     "LinearMixedModel",
     "LinearMixedModelResults",
     "LinearModelResults",
+    "OptimizerControl",
     "compare",
     "bootstrap_lrt",
     "load",

@@ -12,7 +12,7 @@ from .engine import BlockedCholesky, CrossProducts, Objective
 from .engine.threads import DENSE_SIZE_THRESHOLD, single_threaded_blas
 from .exceptions import ModelError
 from .formula.design import Design, build_design
-from .optimize import optimize_theta
+from .optimize import OptimizerControl, optimize_theta
 
 
 class LinearMixedModel:
@@ -26,9 +26,25 @@ class LinearMixedModel:
         Fit by REML (default, as lme4) or maximum likelihood.
     data_name : str, optional
         Name of the data, shown in summaries.
+    na_action : {"omit", "exclude"}
+        What fitted values and residuals of the results are aligned with: the rows used
+        (``"omit"``, R's ``na.omit``) or every row of the data, missing where a row was dropped
+        (``"exclude"``, R's ``na.exclude``).
+    control : OptimizerControl, optional
+        Optimizer and its settings (lme4's ``lmerControl``).
     """
 
-    def __init__(self, design: Design, *, reml: bool = True, data_name: str | None = None) -> None:
+    def __init__(
+        self,
+        design: Design,
+        *,
+        reml: bool = True,
+        data_name: str | None = None,
+        na_action: str = "omit",
+        control: OptimizerControl | None = None,
+    ) -> None:
+        if na_action not in ("omit", "exclude"):
+            raise ModelError(f"na_action must be 'omit' or 'exclude', got {na_action!r}")
         if not design.terms:
             raise ModelError("the formula has no random-effects terms such as (1 | g); fit a linear model instead")
         n, p = design.X.shape
@@ -37,11 +53,30 @@ class LinearMixedModel:
         self.design = design
         self.reml = reml
         self.data_name = data_name
+        self.na_action = na_action
+        self.control = control if control is not None else OptimizerControl()
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, *, reml: bool = True, data_name: str | None = None) -> "LinearMixedModel":
-        """Build a model from an lme4-style formula and a DataFrame."""
-        return cls(build_design(formula, data, warn=True), reml=reml, data_name=data_name)
+    def from_formula(
+        cls,
+        formula: str,
+        data: pd.DataFrame,
+        *,
+        reml: bool = True,
+        data_name: str | None = None,
+        contrasts: dict[str, str] | None = None,
+        na_action: str = "omit",
+        control: OptimizerControl | None = None,
+    ) -> "LinearMixedModel":
+        """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor)."""
+        design = build_design(formula, data, warn=True, contrasts=contrasts)
+        return cls(design, reml=reml, data_name=data_name, na_action=na_action, control=control)
+
+    def _like(self, design: Design, reml: bool) -> "LinearMixedModel":
+        """A model of the same kind and settings on another design or criterion."""
+        return LinearMixedModel(
+            design, reml=reml, data_name=self.data_name, na_action=self.na_action, control=self.control
+        )
 
     @property
     def formula(self) -> str:
@@ -102,7 +137,7 @@ class LinearMixedModel:
             raise ModelError(f"the new response has {y.size} values; the model has {self.nobs} observations")
         if not np.all(np.isfinite(y)):
             raise ModelError("the new response has missing or infinite values")
-        new = LinearMixedModel(dataclasses.replace(self.design, y=y), reml=self.reml, data_name=self.data_name)
+        new = self._like(dataclasses.replace(self.design, y=y), self.reml)
         centred = y - (new.y_shift[1] if new.y_shift else 0.0)
         cp = self.crossprods.with_response(self.design.terms, self.design.X, centred)
         new.__dict__["crossprods"] = cp
@@ -111,7 +146,7 @@ class LinearMixedModel:
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by the other criterion (shares the cross-products)."""
-        new = LinearMixedModel(self.design, reml=reml, data_name=self.data_name)
+        new = self._like(self.design, reml)
         new.__dict__["crossprods"] = self.crossprods
         new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
         return new
@@ -135,7 +170,7 @@ class LinearMixedModel:
             kind == "dense" and t.q >= DENSE_SIZE_THRESHOLD for kind, t in zip(self.factor.diag_kind, self.terms)
         )
         with single_threaded_blas(big):
-            theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence)
+            theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
         result = LinearMixedModelResults(self, theta, value, record)
         for msg in result.warnings:
             if msg.startswith("boundary"):

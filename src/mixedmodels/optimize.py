@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ SINGULAR_TOL = 1e-4
 GRAD_TOL = 2e-3
 #: Skip the finite-difference check when it would take more evaluations than this.
 MAX_CHECK_EVALS = 400
+#: Smallest initial step of a component with a lower bound.  nlopt's default step for a start
+#: ``x > lower`` is ``0.75 (x − lower)``: a θ started at 1e-6 (a REML estimate on the boundary,
+#: the start of its ML refit) would get a trust region of 1e-6 and BOBYQA would stop where it began.
+MIN_INITIAL_STEP = 0.1
+#: lme4's ``restart_edge`` probe: a θ component at its bound is moved by this to test the slope.
+EDGE_STEP = 1e-5
+
+_ALGORITHMS = {"bobyqa": nlopt.LN_BOBYQA, "nelder_mead": nlopt.LN_NELDERMEAD}
 
 _NLOPT_CODES = {
     1: "NLOPT_SUCCESS",
@@ -33,6 +42,68 @@ _NLOPT_CODES = {
     -4: "NLOPT_ROUNDOFF_LIMITED",
     -5: "NLOPT_FORCED_STOP",
 }
+
+
+@dataclass(frozen=True)
+class OptimizerControl:
+    """Optimizer settings, as lme4's ``lmerControl``.
+
+    Attributes
+    ----------
+    optimizer : {"bobyqa", "nelder_mead"}
+        nlopt's BOBYQA (lme4's default ``nloptwrap``) or Nelder–Mead.
+    maxfun : int
+        Most objective evaluations.
+    ftol_abs, xtol_abs : float
+        Absolute tolerances on the objective and on θ.
+    check_conv : bool
+        Run lme4's finite-difference gradient and Hessian check at the optimum.
+    restart_edge : bool
+        When a θ component ends on its bound while the objective decreases into the interior,
+        restart from there (lme4's ``restart_edge``).
+    """
+
+    optimizer: str = "bobyqa"
+    maxfun: int = MAXEVAL
+    ftol_abs: float = FTOL_ABS
+    xtol_abs: float = XTOL_ABS
+    check_conv: bool = True
+    restart_edge: bool = True
+
+    def __post_init__(self) -> None:
+        from .exceptions import ModelError
+
+        if self.optimizer not in _ALGORITHMS:
+            raise ModelError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(sorted(_ALGORITHMS))}")
+        if int(self.maxfun) < 1:
+            raise ModelError(f"maxfun must be a positive number of evaluations, got {self.maxfun!r}")
+        if not (self.ftol_abs >= 0 and self.xtol_abs >= 0):
+            raise ModelError("ftol_abs and xtol_abs must be non-negative")
+
+    @classmethod
+    def make(cls, control: "OptimizerControl | dict | None" = None, optimizer: str | None = None) -> "OptimizerControl":
+        """Settings from an ``OptimizerControl``, a dict of its fields, or None, with ``optimizer`` overriding."""
+        from .exceptions import ModelError
+
+        if control is None:
+            fields: dict = {}
+        elif isinstance(control, cls):
+            fields = dataclasses.asdict(control)
+        elif isinstance(control, dict):
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(control) - known
+            if unknown:
+                raise ModelError(
+                    f"unknown control setting(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(known))}"
+                )
+            fields = dict(control)
+        else:
+            raise ModelError(f"control must be an OptimizerControl or a dict, got {type(control).__name__}")
+        if optimizer is not None:
+            fields["optimizer"] = optimizer
+        if "optimizer" in fields:
+            fields["optimizer"] = str(fields["optimizer"]).lower().replace("-", "_")
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -78,6 +149,15 @@ class FitRecord:
         )
 
 
+def initial_step(x0: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """nlopt's default first step for each component, but never below :data:`MIN_INITIAL_STEP`."""
+    x0 = np.asarray(x0, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    above = np.isfinite(lower) & (x0 > lower)
+    default = np.where(above, 0.75 * (x0 - lower), np.where(x0 != 0, np.abs(x0), 1.0))
+    return np.maximum(default, MIN_INITIAL_STEP)
+
+
 def bobyqa(
     fun: Callable[[np.ndarray], float],
     x0: np.ndarray,
@@ -86,20 +166,23 @@ def bobyqa(
     ftol_abs: float = FTOL_ABS,
     xtol_abs: float = XTOL_ABS,
     maxeval: int = MAXEVAL,
+    algorithm: str = "bobyqa",
 ) -> tuple[np.ndarray, float, int]:
-    """Minimise ``fun`` from ``x0`` subject to ``x >= lower`` with nlopt's BOBYQA.
+    """Minimise ``fun`` from ``x0`` subject to ``x >= lower`` with nlopt's BOBYQA (or Nelder–Mead).
 
     Returns
     -------
     x, f, return_code
     """
     n = len(x0)
-    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
+    opt = nlopt.opt(_ALGORITHMS[algorithm], n)
     opt.set_min_objective(lambda x, grad: fun(x))
     opt.set_lower_bounds(np.asarray(lower, dtype=float))
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
-    opt.set_maxeval(maxeval)
+    opt.set_maxeval(int(maxeval))
+    if n:
+        opt.set_initial_step(initial_step(x0, lower))
     try:
         x = opt.optimize(np.asarray(x0, dtype=float))
         code = opt.last_optimize_result()
@@ -162,14 +245,26 @@ def convergence_warnings(grad: np.ndarray, hess: np.ndarray, interior: np.ndarra
     return out, worst
 
 
+def _edge_restart_needed(fun: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray, value: float) -> bool:
+    """lme4's ``restart_edge`` test: does the objective fall when a component at its bound moves inward?"""
+    at_bound = np.flatnonzero(np.isfinite(lower) & (theta <= lower))
+    for i in at_bound:
+        probe = theta.copy()
+        probe[i] = lower[i] + EDGE_STEP
+        if fun(probe) < value:
+            return True
+    return False
+
+
 def optimize_theta(
     fun: Callable[[np.ndarray], float],
     x0: np.ndarray,
     lower: np.ndarray,
     *,
     check: bool = True,
+    control: OptimizerControl | None = None,
 ) -> tuple[np.ndarray, float, FitRecord]:
-    """Run BOBYQA, then lme4's singularity and convergence checks.
+    """Run the optimizer, lme4's edge restart, then lme4's singularity and convergence checks.
 
     Parameters
     ----------
@@ -178,12 +273,15 @@ def optimize_theta(
     x0, lower : numpy.ndarray
         Start and lower bounds.
     check : bool
-        Compute the finite-difference gradient check when it is cheap.
+        Compute the finite-difference gradient check when it is cheap (and ``control.check_conv``).
+    control : OptimizerControl, optional
+        Optimizer and tolerances (lme4's defaults when None).
 
     Returns
     -------
     theta, value, FitRecord
     """
+    ctl = control if control is not None else OptimizerControl()
     evals = 0
 
     def counted(x: np.ndarray) -> float:
@@ -191,8 +289,18 @@ def optimize_theta(
         evals += 1
         return fun(x)
 
+    def run(start: np.ndarray) -> tuple[np.ndarray, float, int]:
+        return bobyqa(
+            counted, start, lower, ftol_abs=ctl.ftol_abs, xtol_abs=ctl.xtol_abs, maxeval=ctl.maxfun - evals,
+            algorithm=ctl.optimizer,
+        )
+
     t0 = time.perf_counter()
-    theta, value, code = bobyqa(counted, x0, lower)
+    theta, value, code = run(np.asarray(x0, dtype=float))
+    if ctl.restart_edge and code > 0 and evals < ctl.maxfun and _edge_restart_needed(counted, theta, lower, value):
+        theta2, value2, code2 = run(theta)
+        if value2 <= value:
+            theta, value, code = theta2, value2, code2
     seconds = time.perf_counter() - t0
     msgs: list[str] = []
     if code < 0 or code == 5:
@@ -200,8 +308,8 @@ def optimize_theta(
     grad = None
     worst = None
     n = len(theta)
-    if check and n and 2 * n * n <= MAX_CHECK_EVALS:
-        value = fun(theta)  # also leaves the factor at the optimum
+    if check and ctl.check_conv and n and 2 * n * n <= MAX_CHECK_EVALS:
+        value = fun(theta)
         g, H = finite_difference_derivatives(fun, theta, value)
         grad = tuple(float(v) for v in g)
         boundary = singular_components(theta, lower)
@@ -211,7 +319,7 @@ def optimize_theta(
     if singular_components(theta, lower).size:
         msgs.append("boundary (singular) fit: see help('isSingular')")
     record = FitRecord(
-        optimizer="nlopt LN_BOBYQA",
+        optimizer=f"nlopt LN_{ctl.optimizer.upper().replace('_', '')}",
         evaluations=evals,
         seconds=seconds,
         return_code=code,

@@ -58,6 +58,11 @@ class Design:
         Notes on the data (dropped rows and columns, scale).
     frame : pandas.DataFrame
         The variables the model uses, on the rows used (for re-coding, plots and reports).
+    data_index : pandas.Index or None
+        Index labels of every row of the data as given, used rows and dropped ones
+        (to pad fitted values and residuals back to the data, as R's ``na.exclude``).
+    contrasts : dict
+        Contrast coding asked for per factor (``{"x": "sum"}``); factors not named use treatment coding.
     """
 
     formula: ParsedFormula
@@ -73,6 +78,8 @@ class Design:
     response_name: str = ""
     messages: tuple[str, ...] = ()
     frame: pd.DataFrame | None = field(default=None, repr=False)
+    data_index: pd.Index | None = field(default=None, repr=False)
+    contrasts: dict[str, str] = field(default_factory=dict)
 
 
 def r_name(name: str) -> str:
@@ -214,7 +221,9 @@ def _matrix(expr: str, data: pd.DataFrame, context: dict[str, object], what: str
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {msg}") from None
 
 
-def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool = True) -> Design:
+def build_design(
+    formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool = True, contrasts: dict[str, str] | None = None
+) -> Design:
     """Evaluate ``formula`` on ``data``.
 
     Parameters
@@ -225,6 +234,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         The data.
     warn : bool
         Emit warnings for dropped rows and dropped columns.
+    contrasts : dict, optional
+        Contrast coding per factor, ``{"column": "sum" | "treatment"}`` (R's ``contrasts=`` argument).
 
     Returns
     -------
@@ -232,6 +243,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
     """
     parsed = parse_formula(formula) if isinstance(formula, str) else formula
     data = _prepare(data)
+    data_index = data.index
     cols = list(data.columns)
     response, used = sanitize(parsed.response, cols)
     fixed, used_fixed = sanitize(parsed.fixed, cols)
@@ -342,4 +354,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool
         response_name=parsed.response,
         messages=tuple(messages),
         frame=frame,
+        data_index=data_index,
+        contrasts=dict(contrasts or {}),
     )
