@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import BlockedCholesky, CrossProducts, Objective
-from .engine.threads import DENSE_SIZE_THRESHOLD, single_threaded_blas
+from .engine.threads import blas_policy
 from .exceptions import ModelError
 from .formula.design import Design, build_design
 from .optimize import OptimizerControl, optimize_theta
@@ -155,26 +155,46 @@ class LinearMixedModel:
         """REML criterion or ML deviance at ``theta``."""
         return Objective(self.factor, self.reml if reml is None else reml)(np.asarray(theta, dtype=float))
 
-    def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True):
-        """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`."""
-        import warnings
+    def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True, warn: bool = True):
+        """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`.
 
-        from .exceptions import ConvergenceWarning, SingularFitWarning
+        ``warn=False`` keeps the singular-fit and convergence warnings in the result (``.warnings``)
+        without emitting them.
+        """
         from .results import LinearMixedModelResults
 
         obj = Objective(self.factor, self.reml)
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         if x0.shape != self.theta_start.shape:
             raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")
-        big = any(
-            kind == "dense" and t.q >= DENSE_SIZE_THRESHOLD for kind, t in zip(self.factor.diag_kind, self.terms)
-        )
-        with single_threaded_blas(big):
+        if not np.all(np.isfinite(x0)) or np.any(x0 < self.lower_bounds):
+            raise ModelError(f"start must be finite and within the bounds of theta (diagonal elements >= 0), got {x0.tolist()}")
+        with blas_policy(self.factor):
             theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
         result = LinearMixedModelResults(self, theta, value, record)
-        for msg in result.warnings:
-            if msg.startswith("boundary"):
-                warnings.warn(msg, SingularFitWarning, stacklevel=2)
-            elif msg in record.warnings:
-                warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        if warn:
+            result.emit_warnings(stacklevel=3)
         return result
+
+    def fit_best(self, starts: list[np.ndarray], *, check_convergence: bool = True, warn: bool = True):
+        """Fit from each start and keep the lowest objective (its warnings are emitted, the others' not).
+
+        Used where one start can sit in a poor place: a refit by ML from REML estimates on the
+        boundary, a profile point's conditional optimum.
+        """
+        fits = []
+        for start in starts:
+            if any(np.array_equal(start, f.fit_record.theta_start) for f in fits):
+                continue
+            fits.append(self.fit(start=start, check_convergence=check_convergence, warn=False))
+        best = min(fits, key=lambda f: f.objective)
+        if warn:
+            best.emit_warnings(stacklevel=3)
+        return best
+
+    def theta_off_boundary(self, theta: np.ndarray, floor: float = 0.1) -> np.ndarray:
+        """``theta`` with every diagonal element of λ below ``floor`` raised to it (a start in the interior)."""
+        theta = np.array(theta, dtype=float)
+        low = (self.lower_bounds == 0) & (theta < floor)
+        theta[low] = floor
+        return theta

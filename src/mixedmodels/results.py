@@ -12,6 +12,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .accessors import ResultsAccessors
 from .engine import BlockedCholesky
 from .exceptions import DataError
 from .formula.design import coerce_columns, group_labels
@@ -35,7 +36,7 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-class LinearMixedModelResults:
+class LinearMixedModelResults(ResultsAccessors):
     """A fitted linear mixed model.
 
     Parameters
@@ -315,10 +316,16 @@ class LinearMixedModelResults:
         condvar : bool
             Also return conditional standard deviations as columns ``sd(<name>)``
             (square roots of the diagonal of lme4's ``postVar``).
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            Levels indexed in the grouping column's own type (integer ids stay integers, a
+            categorical gives a ``CategoricalIndex``); ``cask:batch`` factors by string labels.
         """
         out: dict[str, pd.DataFrame] = {}
         for k, (t, b) in enumerate(zip(self.model.terms, self._b_by_term)):
-            frame = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames))
+            frame = pd.DataFrame(b, index=self._level_index(t), columns=list(t.cnames))
             if condvar:
                 sd = np.sqrt(np.diagonal(self._condvar_by_term[k], axis1=1, axis2=2))
                 frame = frame.join(pd.DataFrame(sd, index=frame.index, columns=[f"sd({c})" for c in t.cnames]))
@@ -441,15 +448,33 @@ class LinearMixedModelResults:
             warnings.simplefilter("ignore")
             return model.fit(start=self.theta if start is None else start, check_convergence=check_convergence)
 
-    def refit_ml(self) -> "LinearMixedModelResults":
-        """This model refitted by maximum likelihood (itself if it already is), as lme4's ``refitML``."""
+    def refit_ml(self, *, warn: bool = True) -> "LinearMixedModelResults":
+        """This model refitted by maximum likelihood (itself if it already is), as lme4's ``refitML``.
+
+        Starts from the REML estimates; when those are on the boundary or did not converge, also
+        from lme4's default start and from a point off the boundary, keeping the lowest deviance.
+        The refit's own singular-fit and convergence warnings are emitted (``warn=False``: kept
+        in its ``.warnings`` only).
+        """
         if not self.reml:
             return self
+        model = self.model.with_reml(False)
+        starts = [self.theta]
+        if self.singular or not self.converged:
+            starts += [model.theta_start, model.theta_off_boundary(self.theta)]
+        return model.fit_best(starts, warn=warn)
+
+    def emit_warnings(self, stacklevel: int = 2) -> None:
+        """Emit this fit's singular-fit and convergence warnings (as ``fit`` does)."""
         import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return self.model.with_reml(False).fit(start=self.theta)
+        from .exceptions import ConvergenceWarning, SingularFitWarning
+
+        for msg in self.warnings:
+            if msg.startswith("boundary"):
+                warnings.warn(msg, SingularFitWarning, stacklevel=stacklevel + 1)
+            elif msg in self.fit_record.warnings:
+                warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel + 1)
 
     # ------------------------------------------------------------------ inference on fixed effects
     def ddf_calculator(self, method: str = "satterthwaite"):

@@ -197,6 +197,13 @@ class BlockedCholesky:
         return np.einsum("rlp,lqp->rlq", M.reshape(rows, t.nlevels, t.p), Linv).reshape(rows, t.q)
 
     @staticmethod
+    def _minus(a, b):
+        """``a − b``, sparse only when both are; never numpy.matrix (which sparse − dense returns)."""
+        if sp.issparse(a) and sp.issparse(b):
+            return a - b
+        return (a.toarray() if sp.issparse(a) else a) - (b.toarray() if sp.issparse(b) else b)
+
+    @staticmethod
     def _mul_t(a, b):
         """``a @ b.T`` for sparse or dense operands."""
         if sp.issparse(a) and sp.issparse(b):
@@ -227,8 +234,7 @@ class BlockedCholesky:
                 for j in range(k):
                     M = self._scaled(k, j)
                     for m in range(j):
-                        prod = self._mul_t(self.Loff[k, m], self.Loff[j, m])
-                        M = M - prod
+                        M = self._minus(M, self._mul_t(self.Loff[k, m], self.Loff[j, m]))
                     if self.off_kind[k, j] == "dense" and sp.issparse(M):
                         M = M.toarray()
                     self.Loff[k, j] = self._right_solve(M, j)
@@ -263,7 +269,7 @@ class BlockedCholesky:
             for j, t in enumerate(self.terms):
                 M = np.matmul(cp.zx[j].reshape(self.r, t.nlevels, t.p), self.lam[j]).reshape(self.r, t.q)
                 for m in range(j):
-                    M = M - self._mul_t(self.LX[m], self.Loff[j, m])
+                    M = self._minus(M, self._mul_t(self.LX[m], self.Loff[j, m]))
                 self.LX[j] = LXj = self._right_solve(M, j)
                 XX -= LXj @ LXj.T
             self.LXX = np.linalg.cholesky(XX)

@@ -1,8 +1,8 @@
-"""Run BLAS single-threaded while the optimizer evaluates the objective.
+"""How many BLAS threads the engine uses (see docs/design.md, "BLAS threads", for the measurements).
 
-numpy and scipy each load their own OpenBLAS; on a small machine their thread pools spin against
-each other between the many mid-sized calls of one objective evaluation, which measured twice as
-slow as one thread (InstEval: 47 ms vs 24 ms per evaluation on 2 cores).
+numpy and scipy each load their own OpenBLAS. An objective evaluation is many mid-sized BLAS and
+LAPACK calls; on a small machine the threads of those pools spin against each other and against
+any other program, and measured many times slower than one thread (benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,22 @@ import contextlib
 from collections.abc import Iterator
 from functools import cache
 
-#: Only models with a dense block at least this large are worth the one-off cost (about 3 ms)
-#: of inspecting the loaded BLAS libraries.
-DENSE_SIZE_THRESHOLD = 256
+#: "single": every engine computation on one BLAS thread; "default": BLAS's own thread count.
+_MODES = ("single", "default")
+_mode = "single"
+
+
+def set_blas_threads(mode: str) -> None:
+    """Choose the engine's BLAS thread policy: ``"single"`` (default) or ``"default"`` (the BLAS's own)."""
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"BLAS thread mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    _mode = mode
+
+
+def get_blas_threads() -> str:
+    """The engine's BLAS thread policy in force."""
+    return _mode
 
 
 @cache
@@ -31,3 +44,8 @@ def single_threaded_blas(active: bool = True) -> Iterator[None]:
         return
     with _controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def blas_policy(factor: object | None = None) -> contextlib.AbstractContextManager[None]:
+    """The engine's thread policy for a block of work on ``factor`` (a fit, a profile, a df computation)."""
+    return single_threaded_blas(_mode == "single")

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ..exceptions import ModelError
+from ..engine.threads import blas_policy
+from ..exceptions import ConvergenceWarning, ModelError
 from .bootstrap import _progress, parametric_bootstrap, progress_enabled
 
 if TYPE_CHECKING:
@@ -110,9 +111,10 @@ class _Profiler:
     """Profiles the ML deviance of a fit over each parameter."""
 
     def __init__(self, result: "LinearMixedModelResults") -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.ml = result.refit_ml()
+        self.ml = result.refit_ml(warn=False)
+        for msg in self.ml.fit_record.warnings:  # the intervals are solved against this minimum
+            if not msg.startswith("boundary"):
+                warnings.warn(f"ML refit for the profile: {msg}", ConvergenceWarning, stacklevel=4)
         self.vp = VarianceParameters(self.ml)
         self.factor = self.ml.factor.with_crossproducts(self.ml.model.crossprods)
         self.n = self.ml.nobs
@@ -186,13 +188,12 @@ class _Profiler:
             d, X=np.ascontiguousarray(d.X[:, keep]), y=d.y - d.X[:, j] * value, fixed_names=tuple(d.fixed_names[k] for k in keep)
         )
         model = LinearMixedModel(design, reml=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = model.fit(start=start_theta, check_convergence=False)
-            if not np.array_equal(start_theta, self.ml.theta):  # also from the estimate; keep the lower minimum
-                other = model.fit(start=self.ml.theta, check_convergence=False)
-                if other.objective < fit.objective:
-                    fit = other
+        # from the previous point (continuation), from the estimate and, when the estimate is on the
+        # boundary, from a point off it: a start at the boundary can keep the inner fit there
+        starts = [start_theta, self.ml.theta]
+        if self.ml.singular:
+            starts.append(model.theta_off_boundary(self.ml.theta))
+        fit = model.fit_best(starts, check_convergence=False, warn=False)
         z = math.copysign(math.sqrt(max(fit.objective - self.dev_hat, 0.0)), value - self.ml.beta[j])
         return z, fit.theta
 
@@ -250,7 +251,13 @@ def profile_intervals(
 
     ``trace_points=True`` also evaluates ζ at evenly spaced points inside each interval, for plots.
     """
-    pr = _Profiler(result)
+    with blas_policy():
+        return _profile_intervals(_Profiler(result), level, parm=parm, progress=progress, trace_points=trace_points)
+
+
+def _profile_intervals(
+    pr: _Profiler, level: float, *, parm: list[str] | None, progress: bool | None, trace_points: bool
+) -> tuple[pd.DataFrame, Profile]:
     z = stats.norm.ppf(0.5 + level / 2)
     vp = pr.vp
     names = vp.names + list(pr.ml.model.design.fixed_names)

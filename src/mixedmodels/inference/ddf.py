@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ..engine.crossprod import z_matrix
 from ..exceptions import ModelError
-from ..engine.threads import DENSE_SIZE_THRESHOLD, single_threaded_blas
+from ..engine.threads import blas_policy
 from .numdiff import D_HESSIAN, hessian, jacobian
 
 if TYPE_CHECKING:
@@ -54,9 +54,6 @@ class Satterthwaite:
         self.varpar = np.r_[result.theta, result.sigma]
         self.warnings: list[str] = []
         self._cache: dict[bytes, tuple[float, float, np.ndarray]] = {}
-        self._big = any(
-            kind == "dense" and t.q >= DENSE_SIZE_THRESHOLD for kind, t in zip(self._factor.diag_kind, result.model.terms)
-        )
 
     def deviance(self, varpar: np.ndarray) -> float:
         """The deviance (REML or ML) at ``(θ, σ)`` without profiling σ out (lmerTest's ``devfun_vp``)::
@@ -97,7 +94,7 @@ class Satterthwaite:
         r2, _, U = self._at_theta(theta)
         H = np.empty((k + 1, k + 1))
         jac = np.empty((k + 1,) + U.shape)
-        with single_threaded_blas(self._big):
+        with blas_policy(self._factor):
             if k:
                 H[:k, :k] = hessian(lambda th: self.deviance(np.r_[th, sigma]), theta)
                 # first derivatives of r² and U from the same points as the Hessian's diagonal
