@@ -22,6 +22,7 @@ from .exceptions import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .engine.threads import get_blas_threads, set_blas_threads
 from .model import LinearMixedModel
 from .optimize import OptimizerControl
 from .results import LinearMixedModelResults
@@ -105,6 +106,8 @@ __all__ = [
     "LinearMixedModelResults",
     "LinearModelResults",
     "OptimizerControl",
+    "set_blas_threads",
+    "get_blas_threads",
     "compare",
     "bootstrap_lrt",
     "load",

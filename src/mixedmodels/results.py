@@ -14,6 +14,7 @@ import scipy.sparse.linalg as spla
 
 from .accessors import ResultsAccessors
 from .engine import BlockedCholesky
+from .engine.threads import engine_threads
 from .exceptions import DataError
 from .formula.design import coerce_columns, group_labels
 from .optimize import FitRecord, singular_components
@@ -49,6 +50,7 @@ class LinearMixedModelResults(ResultsAccessors):
     fit_record : FitRecord
     """
 
+    @engine_threads
     def __init__(self, model: "LinearMixedModel", theta: np.ndarray, objective: float, fit_record: FitRecord) -> None:
         self.model = model
         self.theta = np.asarray(theta, dtype=float)
@@ -281,6 +283,7 @@ class LinearMixedModelResults(ResultsAccessors):
         return out
 
     @cached_property
+    @engine_threads
     def _condvar_by_term(self) -> list[np.ndarray]:
         """``σ² Λ (L_ZZ L_ZZ')⁻¹ Λ'`` diagonal blocks per level, ``(l_k, p_k, p_k)`` per term."""
         L = self._lzz
@@ -372,15 +375,33 @@ class LinearMixedModelResults(ResultsAccessors):
             Add the conditional modes of the random effects (lme4's default) or give the
             population-level prediction (``re.form = NA``).
         allow_new_levels : bool
-            Levels not seen in fitting get a random effect of zero (the population level);
-            if False such levels raise :class:`DataError`.
+            Levels of grouping factors not seen in fitting get a random effect of zero (the
+            population level); if False such levels raise :class:`DataError`.
+
+        Raises
+        ------
+        DataError
+            If a factor of the fixed effects has a level not seen in fitting (as lme4), or
+            ``newdata`` lacks a variable.
         """
+        import warnings
+
+        from formulaic.errors import DataMismatchWarning
+
+        from .formula.design import check_new_levels, prepare_newdata
+        from .formula.safety import evaluation_context
+
         if newdata is None:
             return self.fitted if include_random else self.fitted_fixed
         d = self.model.design
-        frame = coerce_columns(pd.DataFrame(newdata).rename(columns=str))
+        frame = prepare_newdata(d, newdata)
+        check_new_levels(d, frame)
+        ctx = evaluation_context()
+        fframe = d.formulaic_frame(frame)
         try:
-            X = np.asarray(d.fixed_spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", DataMismatchWarning)  # a level formulaic cannot code
+                X = np.asarray(d.fixed_spec.get_model_matrix(fframe, context=ctx, na_action="ignore"), dtype=float)
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"cannot build the fixed-effects matrix for newdata: {str(exc).splitlines()[0]}") from None
         pred = X[:, d.kept_columns] @ self.beta
@@ -390,7 +411,7 @@ class LinearMixedModelResults(ResultsAccessors):
             missing = [g for g in t.group_vars if g not in frame.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping variable(s) {', '.join(missing)}")
-            z = np.asarray(t.spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
+            z = np.asarray(t.spec.get_model_matrix(fframe, context=ctx, na_action="ignore"), dtype=float)
             index = {lab: i for i, lab in enumerate(t.levels)}
             labels = group_labels(frame, t.group_vars)
             pos = np.array([index.get(lab, -1) for lab in labels], dtype=np.int64)
@@ -487,24 +508,28 @@ class LinearMixedModelResults(ResultsAccessors):
             cache[key] = ddf_method(self, method)
         return cache[key]
 
+    @engine_threads
     def coef_table(self, ddf: str | None = "satterthwaite") -> pd.DataFrame:
         """Estimates, SEs, df, t and p (lmerTest's ``coef(summary(m))``); ``ddf``: ``"satterthwaite"``, ``"kenward-roger"`` or None."""
         from .inference.anova import coef_table
 
         return coef_table(self, ddf)
 
+    @engine_threads
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Type III ANOVA table of the fixed-effects terms with F-tests (lmerTest's ``anova(m)``)."""
         from .inference.anova import anova_table
 
         return anova_table(self, ddf)
 
+    @engine_threads
     def contest(self, L: np.ndarray, *, rhs: np.ndarray | None = None, ddf: str = "satterthwaite") -> pd.Series:
         """F-test of the linear hypothesis ``Lβ = rhs`` (lmerTest's ``contest``)."""
         from .inference.anova import contest
 
         return contest(self, L, rhs=rhs, ddf=ddf)
 
+    @engine_threads
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
         """Confidence intervals for all parameters (lme4's ``confint``): ``"profile"``, ``"wald"`` or ``"boot"``.
 
@@ -514,6 +539,7 @@ class LinearMixedModelResults(ResultsAccessors):
 
         return confint(self, method, level, **kwargs)
 
+    @engine_threads
     def profile(self, level: float = 0.95, **kwargs: Any):
         """Profile the ML deviance over every parameter; returns ``(intervals, Profile)`` (ζ traces for plots)."""
         from .inference.confint import profile_intervals
@@ -521,6 +547,7 @@ class LinearMixedModelResults(ResultsAccessors):
         kwargs.setdefault("trace_points", True)
         return profile_intervals(self, level, **kwargs)
 
+    @engine_threads
     def icc(self, **kwargs: Any) -> pd.DataFrame:
         """Intraclass correlations, adjusted and conditional, per grouping factor and in total (``performance::icc``).
 
@@ -530,12 +557,14 @@ class LinearMixedModelResults(ResultsAccessors):
 
         return icc(self, **kwargs)
 
+    @engine_threads
     def r2(self, **kwargs: Any) -> dict[str, float]:
         """Nakagawa–Schielzeth marginal and conditional R² (``performance::r2_nakagawa``); ``ci=`` adds intervals."""
         from .inference.partition import r2
 
         return r2(self, **kwargs)
 
+    @engine_threads
     def implied_covariance(self, **kwargs: Any):
         """Marginal covariance and correlation of observations: ``group=, level=`` or ``newdata=`` (see ``inference.implied``)."""
         from .inference.implied import implied_covariance

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.threads import engine_threads
 from ..exceptions import MixedModelsError
 
 Statistic = Callable[..., Any]
@@ -52,6 +53,7 @@ def _one(i: int) -> np.ndarray:
         return np.full(width, np.nan)
 
 
+@engine_threads
 def bootstrap_refits(
     simulate_from: Any,
     fits: Sequence[Any],

@@ -34,6 +34,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..engine.crossprod import z_matrix
+from ..engine.threads import engine_threads
 from ..exceptions import ConvergenceWarning, ModelError
 
 if TYPE_CHECKING:
@@ -315,6 +316,7 @@ def _check_nested(
         raise ModelError("model_null must be model_alt without the tested term (its other random-effects terms differ)")
 
 
+@engine_threads
 def exact_rlrt(
     model_alt: "LinearMixedModelResults",
     model_null: "LinearMixedModelResults | None" = None,
