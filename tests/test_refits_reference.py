@@ -82,6 +82,8 @@ def test_refit_ml_does_not_hide_convergence_warnings():
     assert not ml.converged
     with pytest.warns(ConvergenceWarning):
         mm.compare(m0, m1)  # the fixed effects differ: both are refitted by ML
+    with pytest.warns(ConvergenceWarning):
+        m1.refit(ss["Reaction"].to_numpy() + 1.0, start=m1.model.theta_start)
 
 
 def test_edge_restart_moves_off_a_boundary_start():

@@ -131,7 +131,7 @@ class LinearModelResults:
         """``-2 logLik + npar log n``."""
         return -2.0 * self.loglik + self.npar * math.log(self.nobs)
 
-    def refit_ml(self) -> "LinearModelResults":
+    def refit_ml(self, *, warn: bool = True) -> "LinearModelResults":
         """The same model with the ML log-likelihood."""
         return self if not self.reml else LinearModelResults(self.design, reml=False, data_name=self.data_name)
 

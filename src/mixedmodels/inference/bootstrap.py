@@ -46,7 +46,7 @@ def _one(i: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            refits = [f.refit(ysim[:, i]) for f in fits]
+            refits = [f.refit(ysim[:, i], warn=False) for f in fits]
             value = statistic(*refits)
         return np.atleast_1d(np.asarray(value, dtype=float)).reshape(-1)
     except (MixedModelsError, np.linalg.LinAlgError, FloatingPointError, ValueError):
