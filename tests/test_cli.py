@@ -345,3 +345,36 @@ def test_cli_rlrt_json(capsys):
     assert abs(d["p_value"] - 0.004655) < 0.005 and d["nsim"] == 5000
     code = main(["rlrt", "sleepstudy", "--formula", "Reaction ~ Days + (1|Subject) + (0+Days|Subject)"])
     assert code == 2 and "exactly one random-effects term" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- compare names, refit note, anova display
+def test_compare_text_names_models_by_formula_or_name(capsys):
+    f0 = "Reaction ~ Days + (1|Subject)"
+    code, out, _ = run(capsys, "compare", "sleepstudy", "-f", f0, "-f", SLEEP)
+    assert code == 0 and "refitting" not in out and "Data: sleepstudy" in out
+    rows = [line for line in out.splitlines() if line.startswith("Reaction")]
+    assert [r.split("  ")[0].strip() for r in rows] == [f0, SLEEP]
+    code, out, _ = run(capsys, "compare", "sleepstudy", "-f", f0, "-f", SLEEP, "--name", "m0", "-n", "m1", "--json")
+    d = json.loads(out)
+    assert [m["name"] for m in d["models"]] == ["m0", "m1"] and d["refitted_ml"] is False
+    code, _, err = run(capsys, "compare", "sleepstudy", "-f", f0, "-f", SLEEP, "-n", "only")
+    assert code == 2 and "one --name per --formula" in err
+
+
+def test_compare_ml_fits_are_not_said_to_be_refitted(capsys):
+    code, out, _ = run(capsys, "compare", "sleepstudy", "-f", "Reaction ~ 1 + (1|Subject)", "-f", "Reaction ~ Days + (1|Subject)", "--ml")
+    assert code == 0 and "refitting" not in out
+    d = json.loads(run(capsys, "compare", "sleepstudy", "-f", "Reaction ~ 1 + (1|Subject)", "-f", "Reaction ~ Days + (1|Subject)",
+                       "--ml", "--json")[1])
+    assert d["refitted_ml"] is False and all(m["method"] == "ML" for m in d["models"])
+    code, out, _ = run(capsys, "compare", "sleepstudy", "-f", "Reaction ~ 1 + (1|Subject)", "-f", "Reaction ~ Days + (1|Subject)")
+    assert out.splitlines()[0] == "refitting model(s) with ML (instead of REML)"
+
+
+def test_anova_text_in_full_with_integer_df(capsys):
+    code, out, _ = run(capsys, "anova", "cake", "-f", "angle ~ recipe * temperature + (1|recipe:replicate)")
+    lines = out.splitlines()
+    assert code == 0 and "..." not in out
+    header = lines[1].split()
+    assert header[:3] == ["Sum", "Sq", "Mean"] and "NumDF" in header
+    assert lines[3].split()[0] == "recipe" and lines[3].split()[3] == "2"  # NumDF, not 2.0

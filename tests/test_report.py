@@ -65,3 +65,69 @@ def test_report_method_and_missing_rows(tmp_path):
     path = r.report(str(tmp_path / "pen.html"), ddf="kenward-roger")
     text = open(path, encoding="utf-8").read()
     assert "Kenward-Roger" in text and "<td>1</td>" in text  # one row dropped
+
+
+# ---------------------------------------------------------------- lme4's number formatting
+def _reference():
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "reference" / "results_reference.json").read_text())
+
+
+def test_format_r_matches_r():
+    from mixedmodels.report.format import format_r
+
+    for case in _reference()["format"]:
+        assert format_r(case["x"], case["digits"]) == case["text"], case
+
+
+def test_coefmat_strings_match_printcoefmat():
+    from mixedmodels.report.format import coefmat_strings, table
+
+    for case in _reference()["coefmat"]:
+        (est, se), tval = coefmat_strings([case["est"], case["se"]], case["t"], 4)
+        rows = [["", "Estimate", "Std. Error", "t value"]] + [[f"b{i + 1}", est[i], se[i], tval[i]] for i in range(len(est))]
+        assert table(rows, ["l", "r", "r", "r"]).splitlines() == [line.rstrip() for line in case["lines"]], case
+
+
+def _numbers_close(ours: str, theirs: str) -> bool:
+    """Same layout (digits replaced by 9) and numbers within 1e-3 (lme4's optimum differs in the 4th digit at most)."""
+    if ours == theirs:
+        return True
+    if re.sub(r"\d", "9", ours) != re.sub(r"\d", "9", theirs):
+        return False
+    for a, b in zip(ours.split(), theirs.split()):
+        if a != b and abs(float(a) - float(b)) > 1e-3 * max(abs(float(b)), 1e-300):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("key", list(_reference()["summaries"]))
+def test_summary_prints_as_lme4(key):
+    spec = _reference()["summaries"][key]
+    data = mm.datasets.load(spec["data"])
+    if spec["scale"] != 1:
+        data = data.assign(Reaction=data["Reaction"] * spec["scale"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer(spec["formula"], data, REML=spec["REML"], data_name="data")
+    ours = [line.rstrip() for line in str(fit.summary(ddf=None)).splitlines()]
+    theirs = [line.rstrip() for line in spec["lines"]]
+    theirs = theirs[: next((i for i, line in enumerate(theirs) if line.startswith("optimizer (")), len(theirs))]
+    while theirs and not theirs[-1]:
+        theirs.pop()
+    assert len(ours) >= len(theirs)
+    for a, b in zip(ours, theirs):
+        assert _numbers_close(a, b), f"\nours:   {a!r}\nlme4's: {b!r}"
+
+
+def test_satterthwaite_summary_at_extreme_scales():
+    ss = mm.datasets.load("sleepstudy")
+    for scale, estimate in [(1e-12, "2.514e-10"), (1e12, "2.514e+14")]:
+        fit = mm.lmer(SLEEP, ss.assign(Reaction=ss["Reaction"] * scale))
+        text = str(fit.summary())
+        assert "0.0000000" not in text and not re.search(r"\d{10,}", text)
+        row = next(line for line in text.splitlines() if line.startswith("(Intercept)"))
+        assert row.split()[1] == estimate
+        assert any(line.startswith(" Residual") and "e" in line for line in text.splitlines())

@@ -1,7 +1,8 @@
 """Command line: ``mixedmodels fit | anova | compare | rlrt | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
-``compare DATA --formula F0 --formula F1 …`` tests nested models; ``rlrt`` the exact restricted LRT.
+``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
+their formulas unless named); ``rlrt`` the exact restricted LRT.
 
 Errors are reported as one line on standard error with exit code 2 (``--debug`` shows the traceback).
 """
@@ -52,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(comp)
     comp.add_argument("--formula", "-f", action="append", required=True,
                       help="a model formula (give two or more); a formula without (…|…) terms is a linear model")
+    comp.add_argument("--name", "-n", action="append", metavar="NAME",
+                      help="a name for each model, in the order of --formula (default: the formulas)")
     comp.add_argument("--ml", action="store_true", help="fit by maximum likelihood")
     comp.add_argument("--refit", choices=["auto", "always", "never"], default="auto",
-                      help="refit REML fits by ML: when fixed effects differ (auto, default), always (lme4), never")
+                      help="refit REML fits by ML: when fixed effects differ (auto, default: models differing "
+                           "only in random effects are compared by REML), always (lme4's anova), never")
     comp.add_argument("--bootstrap", type=int, metavar="N", default=0,
                       help="also a parametric-bootstrap LRT with N simulations for each consecutive pair")
     _sim_options(comp, nsim=None)
@@ -185,7 +189,7 @@ def _anova(args: argparse.Namespace) -> int:
             for t, r in table.iterrows()]})
     else:
         method = result.ddf_calculator(args.ddf).method
-        sys.stdout.write(f"Type III Analysis of Variance Table with {method}'s method\n{table.to_string()}\n")
+        sys.stdout.write(f"Type III Analysis of Variance Table with {method}'s method\n{table}\n")
     return 0
 
 
@@ -195,9 +199,12 @@ def _compare(args: argparse.Namespace) -> int:
 
     if len(args.formula) < 2:
         raise ModelError("compare needs at least two --formula options")
+    names = args.name if args.name else args.formula
+    if len(names) != len(args.formula):
+        raise ModelError(f"give one --name per --formula ({len(args.formula)} formulas, {len(names)} names)")
     fits = [_load_fit(args, f, not args.ml)[0] for f in args.formula]
     refit = {"auto": None, "always": True, "never": False}[args.refit]
-    comp = compare(*fits, refit=refit)
+    comp = compare(*fits, refit=refit, names=names)
     boot = []
     if args.bootstrap:
         ms = comp.models
@@ -214,7 +221,7 @@ def _compare(args: argparse.Namespace) -> int:
         sys.stdout.write(str(comp))
         for i, b in enumerate(boot):
             sys.stdout.write(
-                f"Parametric bootstrap LRT, model {i + 1} vs {i + 2}: stat = {b.statistic:.4g}, "
+                f"Parametric bootstrap LRT, {comp.names[i]} vs {comp.names[i + 1]}: stat = {b.statistic:.4g}, "
                 f"p = {b.p_value:.4g} ({b.nsim_used} of {b.nsim} simulations)\n"
             )
     return 0

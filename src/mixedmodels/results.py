@@ -18,6 +18,7 @@ from .engine.threads import engine_threads
 from .exceptions import DataError
 from .formula.design import coerce_columns, group_labels
 from .optimize import FitRecord, singular_components
+from .report.table import Table, as_table
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
@@ -159,7 +160,7 @@ class LinearMixedModelResults(ResultsAccessors):
     def fixed_effects(self) -> pd.DataFrame:
         """Table of estimates, standard errors and t values (columns ``Estimate``, ``Std. Error``, ``t value``)."""
         se = np.sqrt(np.diag(self.vcov.to_numpy())) if self.nfixed else np.zeros(0)
-        return pd.DataFrame(
+        return Table(
             {"Estimate": self.beta, "Std. Error": se, "t value": self.beta / se if self.nfixed else se},
             index=pd.Index(self.model.design.fixed_names, name="term"),
         )
@@ -201,7 +202,7 @@ class LinearMixedModelResults(ResultsAccessors):
                     corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else float("nan")
                     rows.append((name, t.cnames[j], t.cnames[i], S[i, j], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return Table(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     # ------------------------------------------------------------------ likelihood
     @property
@@ -456,18 +457,17 @@ class LinearMixedModelResults(ResultsAccessors):
         out += self.sigma * rng.standard_normal((n, nsim))
         return out
 
-    def refit(self, y: np.ndarray, *, check_convergence: bool = False, start: np.ndarray | None = None) -> "LinearMixedModelResults":
+    def refit(
+        self, y: np.ndarray, *, check_convergence: bool = False, start: np.ndarray | None = None, warn: bool = True
+    ) -> "LinearMixedModelResults":
         """Fit the same model to a new response (lme4's ``refit``), reusing Z's cross-products and structure.
 
         Starts from θ̂ of this fit unless ``start`` is given. The finite-difference convergence check
-        is off by default, as befits thousands of bootstrap refits.
+        is off by default, as befits thousands of bootstrap refits. Singular-fit and convergence
+        warnings are emitted as by a fit (``warn=False``: kept in the result's ``.warnings`` only).
         """
-        import warnings
-
         model = self.model.with_response(y)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model.fit(start=self.theta if start is None else start, check_convergence=check_convergence)
+        return model.fit(start=self.theta if start is None else start, check_convergence=check_convergence, warn=warn)
 
     def refit_ml(self, *, warn: bool = True) -> "LinearMixedModelResults":
         """This model refitted by maximum likelihood (itself if it already is), as lme4's ``refitML``.
@@ -513,14 +513,14 @@ class LinearMixedModelResults(ResultsAccessors):
         """Estimates, SEs, df, t and p (lmerTest's ``coef(summary(m))``); ``ddf``: ``"satterthwaite"``, ``"kenward-roger"`` or None."""
         from .inference.anova import coef_table
 
-        return coef_table(self, ddf)
+        return as_table(coef_table(self, ddf))
 
     @engine_threads
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Type III ANOVA table of the fixed-effects terms with F-tests (lmerTest's ``anova(m)``)."""
         from .inference.anova import anova_table
 
-        return anova_table(self, ddf)
+        return as_table(anova_table(self, ddf))
 
     @engine_threads
     def contest(self, L: np.ndarray, *, rhs: np.ndarray | None = None, ddf: str = "satterthwaite") -> pd.Series:
@@ -537,7 +537,7 @@ class LinearMixedModelResults(ResultsAccessors):
         """
         from .inference.confint import confint
 
-        return confint(self, method, level, **kwargs)
+        return as_table(confint(self, method, level, **kwargs))
 
     @engine_threads
     def profile(self, level: float = 0.95, **kwargs: Any):
@@ -555,7 +555,7 @@ class LinearMixedModelResults(ResultsAccessors):
         """
         from .inference.partition import icc
 
-        return icc(self, **kwargs)
+        return as_table(icc(self, **kwargs))
 
     @engine_threads
     def r2(self, **kwargs: Any) -> dict[str, float]:

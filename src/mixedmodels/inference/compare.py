@@ -10,8 +10,9 @@ effects already in its term.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ModelError
+from ..report.table import Table, as_table
 
 
 def _design(m: Any):
@@ -79,26 +81,35 @@ class Comparison:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per model (ordered by parameters): npar, AIC, BIC, logLik, deviance, Chisq, Df,
-        Pr(>Chisq), Pr(>Chisq) boundary — lme4's ``anova`` columns plus the mixture p-value.
+        One row per model (ordered by parameters), indexed by the models' names: npar, AIC, BIC,
+        logLik, deviance, Chisq, Df, Pr(>Chisq), Pr(>Chisq) boundary — lme4's ``anova`` columns
+        plus the mixture p-value. A :class:`~mixedmodels.report.table.Table`: it prints in full
+        and shows Df as integers.
     models : tuple
         The fits compared (after any refit by ML), in table order.
     refitted : bool
-        Whether REML fits were refitted by ML.
+        Whether any REML fit was refitted by ML (False when the fits were already ML fits or
+        were compared by REML).
     """
 
     table: pd.DataFrame
     models: tuple
     refitted: bool
 
+    @property
+    def names(self) -> list[str]:
+        """The models' names, in table order."""
+        return [str(n) for n in self.table.index]
+
     def to_dict(self) -> dict[str, Any]:
-        """``{"models": [...], "tests": [...]}``; ``tests[i]`` compares ``models[i]`` with ``models[i+1]``."""
+        """``{"models": [...], "tests": [...], "refitted_ml": bool}``; ``tests[i]`` compares ``models[i]`` with ``models[i+1]``."""
 
         def num(v):
             return None if v is None or not np.isfinite(v) else float(v)
 
         models = [
             {
+                "name": name,
                 "formula": m.formula,
                 "method": m.method,
                 "npar": int(row["npar"]),
@@ -107,7 +118,7 @@ class Comparison:
                 "bic": num(row["BIC"]),
                 "deviance": num(row["deviance"]),
             }
-            for m, (_, row) in zip(self.models, self.table.iterrows())
+            for name, m, (_, row) in zip(self.names, self.models, self.table.iterrows())
         ]
         tests = [
             {
@@ -120,18 +131,57 @@ class Comparison:
         ]
         return {"models": models, "tests": tests, "refitted_ml": self.refitted}
 
+    def _data_name(self) -> str | None:
+        names = {getattr(getattr(m, "model", m), "data_name", None) for m in self.models}
+        return names.pop() if len(names) == 1 else None
+
     def __str__(self) -> str:
-        lines = ["Models:"] + [f"{name}: {m.formula}" for name, m in zip(self.table.index, self.models)]
+        lines = []
         if self.refitted:
-            lines.insert(0, "refitting model(s) with ML (instead of REML)")
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            return "\n".join(lines) + "\n" + self.table.to_string(na_rep="") + "\n"
+            lines.append("refitting model(s) with ML (instead of REML)")
+        if data := self._data_name():
+            lines.append(f"Data: {data}")
+        if any(name != m.formula for name, m in zip(self.names, self.models)):
+            lines += ["Models:"] + [f"{name}: {m.formula}" for name, m in zip(self.names, self.models)]
+        return "\n".join(lines + [as_table(self.table).to_text(na_rep="")]) + "\n"
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return "<div class='mixedmodels-compare'>" + self.table.to_html(na_rep="") + "</div>"
+        shown = as_table(self.table).copy()
+        shown.insert(0, "formula", [m.formula for m in self.models])
+        note = "<p>refitting model(s) with ML (instead of REML)</p>" if self.refitted else ""
+        return "<div class='mixedmodels-compare'>" + note + shown.to_html_table(na_rep="") + "</div>"
 
 
-def compare(*fits: Any, refit: bool | None = None, names: Sequence[str] | None = None) -> Comparison:
+def _caller_names(fits: Sequence[Any], frame: Any) -> list[str | None]:
+    """The variable each fit is bound to in the calling frame (locals, then globals), if exactly one.
+
+    Names starting with ``_`` (IPython's output history) are ignored; a fit bound to several
+    names, or to none (an expression, ``*fits``), gets None.
+    """
+    out: list[str | None] = []
+    scopes = [frame.f_locals, frame.f_globals] if frame is not None else []
+    for fit in fits:
+        name = None
+        for scope in scopes:
+            hits = [k for k, v in list(scope.items()) if v is fit and not k.startswith("_")]
+            if hits:
+                name = hits[0] if len(hits) == 1 else None
+                break
+        out.append(name)
+    return out
+
+
+def _model_names(count: int, given: Sequence[str | None]) -> list[str]:
+    """``given`` where known, ``model<i>`` elsewhere; all generic if that leaves duplicates."""
+    names = [str(n) if n else f"model{i + 1}" for i, n in enumerate(given)]
+    if len(set(names)) != len(names):
+        names = [f"model{i + 1}" for i in range(count)]
+    return names
+
+
+def compare(*fits: Any, refit: bool | None = None, names: Sequence[str] | None = None, **named_fits: Any) -> Comparison:
     """Compare nested fits fitted to the same rows (lme4's ``anova(m0, m1, ...)``).
 
     Parameters
@@ -139,18 +189,40 @@ def compare(*fits: Any, refit: bool | None = None, names: Sequence[str] | None =
     *fits : LinearMixedModelResults or LinearModelResults
         Two or more models; a linear model (no random effects) may be the null.
     refit : bool, optional
-        Refit REML fits by maximum likelihood. Default: when the fixed effects differ (the REML
-        likelihoods are then not comparable); ``True`` always (lme4's default); ``False`` never.
+        Refit REML fits by maximum likelihood. Default (None): only when the fixed effects
+        differ, because REML likelihoods are then not comparable — so models that differ only in
+        their random effects are compared by REML as fitted, whereas lme4's ``anova`` refits
+        with ML by default. ``True`` always refits (lme4's default); ``False`` never.
     names : sequence of str, optional
-        Row names (default ``m1``, ``m2``, … in the order given).
+        Names of the models, in the order given (positional, then keyword).
+    **named_fits : LinearMixedModelResults or LinearModelResults
+        Models passed by keyword are named by it: ``compare(null=m0, alt=m1)``.
 
     Returns
     -------
     Comparison
+
+    Notes
+    -----
+    Without ``names`` or keywords, a model is named by the variable it is bound to where
+    ``compare`` is called (``compare(m0, m1)`` gives ``m0`` and ``m1``, as lme4 names models by
+    its arguments); one that is not bound to exactly one variable is named ``model<i>``.
     """
+    if names is None:
+        frame = inspect.currentframe()
+        try:
+            given: list[str | None] = _caller_names(fits, frame.f_back if frame is not None else None)
+        finally:
+            del frame
+        given += list(named_fits)
+    else:
+        given = list(names)
+        if len(given) != len(fits) + len(named_fits):
+            raise ModelError(f"names has {len(given)} entries for {len(fits) + len(named_fits)} models")
+    fits = tuple(fits) + tuple(named_fits.values())
     if len(fits) < 2:
         raise ModelError("compare needs at least two models")
-    names = list(names) if names is not None else [f"m{i + 1}" for i in range(len(fits))]
+    labels = _model_names(len(fits), given)
     nobs = {f.nobs for f in fits}
     if len(nobs) != 1:
         raise ModelError(f"all models must be fitted to the same rows; they use {sorted(nobs)} observations")
@@ -159,13 +231,14 @@ def compare(*fits: Any, refit: bool | None = None, names: Sequence[str] | None =
         raise ModelError("all models must be fitted to the same response and rows")
     differ = len({_fixed_key(f) for f in fits}) > 1
     do_refit = differ if refit is None else bool(refit)
+    refitted = do_refit and any(f.reml for f in fits)
     if do_refit:
         fits = tuple(f.refit_ml() for f in fits)
     elif len({f.method for f in fits}) > 1:
         raise ModelError("some models are fitted by REML and some by ML; refit them by the same method")
     order = sorted(range(len(fits)), key=lambda i: fits[i].npar)
     fits = tuple(fits[i] for i in order)
-    names = [names[i] for i in order]
+    labels = [labels[i] for i in order]
     rows = []
     for i, f in enumerate(fits):
         row = {"npar": f.npar, "AIC": f.aic, "BIC": f.bic, "logLik": f.loglik, "deviance": -2 * f.loglik}
@@ -178,10 +251,10 @@ def compare(*fits: Any, refit: bool | None = None, names: Sequence[str] | None =
             p = float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan
             k = boundary_df(prev, f)
             pb = mixture_pvalue(chisq, k) if k is not None and df == k + 1 else np.nan
-            row.update({"Chisq": chisq, "Df": df, "Pr(>Chisq)": p, "Pr(>Chisq) boundary": pb})
+            row.update({"Chisq": chisq, "Df": float(df), "Pr(>Chisq)": p, "Pr(>Chisq) boundary": pb})
         rows.append(row)
-    table = pd.DataFrame(rows, index=pd.Index(names, name="model"))
-    return Comparison(table=table, models=fits, refitted=do_refit)
+    table = Table(rows, index=pd.Index(labels, name="model"))
+    return Comparison(table=table, models=fits, refitted=refitted)
 
 
 @dataclass(frozen=True)

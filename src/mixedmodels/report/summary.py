@@ -6,11 +6,27 @@ import html
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from .format import abbreviate, fmt_column, format_pvalue, stars, table
+from .format import abbreviate, coefmat_strings, fmt_column, format_pvalue, format_r, round_r, stars, table, zapsmall
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
+
+
+#: Significant digits of lme4's ``print(summary(m))`` (``max(3, getOption("digits") - 3)``).
+DIGITS = 4
+
+
+def _correlation_strings(cov: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """A term's correlations rounded to 2 decimals in one layout, keyed by ``(var1, var2)`` (lme4's ``formatVC``)."""
+    pairs = [(a, b) for a, b in zip(cov["var1"], cov["var2"])]
+    values = [round_r(float(v), 2) for v in cov["sdcor"]]
+    if not values:
+        return {}
+    # the diagonal 1.00 is part of R's formatted matrix, so it sets the width too
+    text = format_r(values + [1.0], nsmall=2)[:-1]
+    return dict(zip(pairs, text))
 
 
 class Summary:
@@ -40,23 +56,33 @@ class Summary:
         return "\n".join(lines)
 
     def criterion(self) -> str:
+        """REML criterion, or lme4's AIC/BIC/logLik/deviance/df.resid line (rounded to 1 decimal, 7 digits)."""
         r = self.results
         if r.reml:
-            return f"REML criterion at convergence: {r.objective:.1f}"
-        cells = [f"{r.aic:.1f}", f"{r.bic:.1f}", f"{r.loglik:.1f}", f"{r.deviance:.1f}", str(r.df_residual)]
-        return table([["AIC", "BIC", "logLik", "deviance", "df.resid"], cells], ["r"] * 5, indent=1)
+            return f"REML criterion at convergence: {format_r([round_r(r.objective, 1)])[0]}"
+        cells = format_r([round_r(v, 1) for v in (r.aic, r.bic, r.loglik, r.deviance)]) + [str(r.df_residual)]
+        names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        width = max(len(c) for c in cells + names)  # R prints a named character vector with one width
+        return "\n".join(" ".join(c.rjust(width) for c in line) for line in (names, cells))
 
     def scaled_residuals(self) -> str:
+        """Quartiles of the scaled residuals, as lme4 prints them (``zapsmall`` then 4 digits)."""
         r = self.results
         q = np.quantile(r.residuals / r.sigma, [0, 0.25, 0.5, 0.75, 1])
-        return "Scaled residuals: \n" + table([["Min", "1Q", "Median", "3Q", "Max"], [f"{v:.4f}" for v in q]], ["r"] * 5)
+        cells = format_r(zapsmall(q.tolist(), DIGITS + 1), DIGITS)
+        return "Scaled residuals: \n" + table([["Min", "1Q", "Median", "3Q", "Max"], cells], ["r"] * 5)
 
     def random_effects(self) -> str:
+        """lme4's ``formatVC`` table: variances and SDs each in one R ``format(digits = 4)`` layout.
+
+        Columns are left-aligned as R prints a character matrix; the correlations of each term are
+        rounded to 2 decimals.
+        """
         r = self.results
         vc = r.varcorr
         var_rows = vc[vc["var2"].isna()]
-        var_txt = fmt_column(var_rows["vcov"].tolist(), 5, use_max=True)
-        sd_txt = fmt_column(var_rows["sdcor"].tolist(), 5, use_max=True)
+        var_txt = format_r(var_rows["vcov"].tolist(), DIGITS)
+        sd_txt = format_r(var_rows["sdcor"].tolist(), DIGITS)
         maxp = max(t.p for t in r.model.terms)
         rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (maxp - 2) if maxp > 1 else [])]
         i = 0
@@ -66,31 +92,38 @@ class Summary:
             diag = block[block["var2"].isna()]
             cov = block[block["var2"].notna()]
             cn = list(diag["var1"]) if name != "Residual" else [""]
+            corr_txt = _correlation_strings(cov)
             for a, var1 in enumerate(cn):
-                corr = []
-                for b in range(a):
-                    c = cov[(cov["var1"] == cn[b]) & (cov["var2"] == var1)]["sdcor"]
-                    corr.append(f"{float(c.iloc[0]):.2f}" if len(c) else "")
                 row = [name if a == 0 else "", var1, var_txt[i], sd_txt[i]]
                 if maxp > 1:
+                    corr = [corr_txt.get((cn[b], var1), "") for b in range(a)]
                     row += corr + [""] * (maxp - 1 - len(corr))
                 rows.append(row)
                 i += 1
-        body = table(rows, ["l", "l", "r", "r"] + ["r"] * (maxp - 1 if maxp > 1 else 0), indent=1)
-        groups = ", ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+        body = table(rows, ["l"] * len(rows[0]), indent=1)
+        groups = "; ".join(f"{g}, {n}" for g, n in r.ngroups.items())
         return f"Random effects:\n{body}\nNumber of obs: {r.nobs}, groups:  {groups}"
 
     def fixed(self) -> str:
+        """The fixed-effects table as ``printCoefmat`` prints it (digits 4).
+
+        Estimates and standard errors share one layout and t values are rounded to 3 decimals, as
+        in lme4; the df column (lmerTest) is formatted on its own with 4 significant digits,
+        whereas lmerTest formats it together with the estimates (so at extreme scales of the
+        response lmerTest prints ``1.700e+01`` where this prints ``17.00``).
+        """
         r = self.results
         if r.fixed_effects.empty:
             return "No fixed effect coefficients"
         fe = self.coefficients
-        cols = [fmt_column(fe["Estimate"].tolist(), 5), fmt_column(fe["Std. Error"].tolist(), 4)]
+        coef_se = [fe["Estimate"].tolist(), fe["Std. Error"].tolist()]
+        (est, se), tval = coefmat_strings(coef_se, fe["t value"].tolist(), DIGITS)
+        cols = [est, se]
         head = ["", "Estimate", "Std. Error"]
         if self.ddf is not None:
             cols.append(fmt_column(fe["df"].tolist(), 4))
             head.append("df")
-        cols.append(fmt_column(fe["t value"].tolist(), 4))
+        cols.append(tval)
         head.append("t value")
         if self.ddf is not None:
             cols.append([format_pvalue(v) for v in fe["Pr(>|t|)"]])
