@@ -1,15 +1,16 @@
 """Evaluate a parsed formula on data: response, fixed-effects matrix and random-effects terms.
 
-This is the stage where rows with missing values are dropped (and counted), categorical
-predictors are encoded with treatment contrasts through formulaic, linearly dependent fixed-effects
-columns are dropped as lme4 does, and random-effects terms are sorted by decreasing number of
-levels (lme4's ``mkReTrms`` order, which is also the order of θ).
+This is the stage where rows with missing values are dropped (and counted), columns are given
+R's types (:mod:`.coding`), categorical predictors are encoded with treatment contrasts (or sum
+contrasts where asked for) through formulaic, columns get lme4's names (:mod:`.naming`), linearly
+dependent fixed-effects columns are dropped as lme4 does, and random-effects terms are put in
+lme4's ``mkReTrms`` order (which is also the order of θ).
 """
 
 from __future__ import annotations
 
-import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,31 @@ import pandas as pd
 import scipy.linalg as sla
 from formulaic import model_matrix
 
-from ..exceptions import DataError, DroppedRowsWarning, FormulaError, ModelError, RankDeficiencyWarning, ScaleWarning
+from ..exceptions import (
+    DataError,
+    DroppedRowsWarning,
+    FormulaError,
+    MixedModelsWarning,
+    ModelError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+)
 from ..terms import RandomEffectsTerm
+from .coding import check_predictor_types, coerce_columns, empty_strings, label, stray_text
+from .naming import factor_levels, r_column_names
 from .parse import ParsedFormula, parse_formula
-from .safety import evaluation_context, sanitize
+from .safety import CONTRASTS, Atom, _unknown_column, evaluation_context, formulaic_aliases, translate
+
+__all__ = [
+    "Design",
+    "build_design",
+    "check_new_levels",
+    "coerce_columns",
+    "group_labels",
+    "grouping_factor",
+    "independent_columns",
+    "prepare_newdata",
+]
 
 #: Relative tolerance for a fixed-effects column to count as linearly dependent (lme4: 1e-7).
 RANK_TOLERANCE = 1e-7
@@ -43,7 +65,7 @@ class Design:
     dropped_columns : tuple of str
         Columns removed as linearly dependent.
     terms : tuple of RandomEffectsTerm
-        Random-effects terms sorted by decreasing number of levels.
+        Random-effects terms in lme4's order (:func:`lme4_term_order`): by decreasing number of levels.
     n_dropped : int
         Rows dropped for missing values.
     row_index : pandas.Index
@@ -63,6 +85,12 @@ class Design:
         (to pad fitted values and residuals back to the data, as R's ``na.exclude``).
     contrasts : dict
         Contrast coding asked for per factor (``{"x": "sum"}``); factors not named use treatment coding.
+    fixed_atoms : dict
+        formulaic's expression of each fixed-effects factor → its R name (:class:`.safety.Atom`).
+    aliases : dict
+        Stand-in names under which formulaic sees columns it cannot evaluate by their own names
+        (``class``, ``x²``, ``µ``; see :func:`.safety.formulaic_aliases`). Use
+        :meth:`formulaic_frame` before evaluating ``fixed_spec`` or a term's ``spec`` on data.
     """
 
     formula: ParsedFormula
@@ -80,14 +108,12 @@ class Design:
     frame: pd.DataFrame | None = field(default=None, repr=False)
     data_index: pd.Index | None = field(default=None, repr=False)
     contrasts: dict[str, str] = field(default_factory=dict)
+    fixed_atoms: dict[str, Atom] = field(default_factory=dict, repr=False)
+    aliases: dict[str, str] = field(default_factory=dict, repr=False)
 
-
-def r_name(name: str) -> str:
-    """Turn a formulaic column name into lme4's (``f[T.b]`` → ``fb``, ``Intercept`` → ``(Intercept)``)."""
-    if name == "Intercept":
-        return "(Intercept)"
-    name = re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
-    return name.replace("`", "")
+    def formulaic_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its columns renamed as formulaic's model specs know them (:attr:`aliases`)."""
+        return frame.rename(columns=self.aliases) if self.aliases else frame
 
 
 def to_pandas(data: object) -> pd.DataFrame:
@@ -118,17 +144,9 @@ def _prepare(data: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-def coerce_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Booleans become factors with levels FALSE < TRUE (as R treats logical predictors)."""
-    for c in frame.columns:
-        if frame[c].dtype == bool:
-            frame = frame.assign(**{c: pd.Categorical(np.where(frame[c], "TRUE", "FALSE"), categories=["FALSE", "TRUE"])})
-    return frame
-
-
 def group_labels(data: pd.DataFrame, group_vars: tuple[str, ...]) -> np.ndarray:
     """Level label of every row for the interaction of ``group_vars`` (``"a:A"``)."""
-    cols = [np.array([_label(v) for v in data[g].to_numpy()], dtype=object) for g in group_vars]
+    cols = [np.array([label(v) for v in data[g].to_numpy()], dtype=object) for g in group_vars]
     out = cols[0]
     for c in cols[1:]:
         out = out + ":" + c
@@ -139,18 +157,10 @@ def _as_factor_labels(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes (0-based) and level labels of a grouping variable, levels as lme4 orders them."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         cat = col.cat.remove_unused_categories()
-        labels = np.array([_label(v) for v in cat.cat.categories], dtype=object)
+        labels = np.array([label(v) for v in cat.cat.categories], dtype=object)
         return cat.cat.codes.to_numpy(np.int64), labels
-    uniq, codes = np.unique(col.to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), np.array([_label(v) for v in uniq], dtype=object)
-
-
-def _label(v: Any) -> str:
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    if isinstance(v, (bool, np.bool_)):
-        return "TRUE" if v else "FALSE"
-    return str(v)
+    codes, uniq = pd.factorize(col.to_numpy(), sort=True)  # hashing: faster than np.unique on strings
+    return codes.astype(np.int64), np.array([label(v) for v in uniq], dtype=object)
 
 
 def grouping_factor(data: pd.DataFrame, group_vars: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +231,106 @@ def _matrix(expr: str, data: pd.DataFrame, context: dict[str, object], what: str
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {msg}") from None
 
 
+def prepare_newdata(design: Design, newdata: object) -> pd.DataFrame:
+    """``newdata`` with the column types the fitting data were given (:func:`.coding.coerce_columns`)."""
+    frame = _prepare(newdata)  # type: ignore[arg-type]
+    return coerce_columns(frame, [g for t in design.terms for g in t.group_vars])
+
+
+def check_new_levels(design: Design, frame: pd.DataFrame) -> None:
+    """Raise if a factor of the fixed effects has, in ``frame``, a level it did not have in fitting.
+
+    formulaic would code such a level as the reference level without a word; lme4 1.1-31 stops
+    (with ``non-conformable arguments``).
+
+    Raises
+    ------
+    DataError
+        Naming the factor (as R prints it) and the new levels.
+    """
+    ctx = evaluation_context()
+    frame = design.formulaic_frame(frame)
+    for expr, state in design.fixed_spec.encoder_state.items():
+        levels = factor_levels(state)
+        if not levels:
+            continue
+        if expr in frame.columns:
+            present = frame[expr].dropna().unique().tolist()
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    mm = model_matrix("0 + " + expr, frame, context=ctx, ensure_full_rank=False, na_action="ignore")
+                present = factor_levels(mm.model_spec.encoder_state.get(expr))
+            except Exception:  # noqa: BLE001 - building the matrix itself reports the problem
+                continue
+        known = set(levels)
+        new = [v for v in present if v not in known]
+        if new:
+            name = design.fixed_atoms.get(expr, Atom(expr)).label
+            shown = ", ".join(repr(label(v)) for v in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
+            raise DataError(
+                f"factor {name!r} has new level{'s' if len(new) > 1 else ''} not seen in fitting: {shown} "
+                f"(fitted levels: {', '.join(label(v) for v in levels[:10])}{', ...' if len(levels) > 10 else ''})"
+            )
+
+
+def _sum_coded(contrasts: Mapping[str, str] | None, cols: list[str]) -> set[str]:
+    """Columns ``contrasts`` asks to code with sum-to-zero contrasts (``{"x": "sum"}``)."""
+    if not contrasts:
+        return set()
+    if not isinstance(contrasts, Mapping):
+        raise FormulaError(f"contrasts must be a dict such as {{'x': 'sum'}}, got {type(contrasts).__name__}")
+    out = set()
+    for col, coding in contrasts.items():
+        col = str(col)
+        if col not in cols:
+            raise _unknown_column(col, cols, "contrasts")
+        if str(coding) not in CONTRASTS:
+            raise FormulaError(
+                f"contrasts for {col!r}: unknown coding {coding!r}; use 'sum' (contr.sum) or 'treatment' (contr.treatment)"
+            )
+        if CONTRASTS[str(coding)] == "contr.sum":
+            out.add(col)
+    return out
+
+
+def lme4_term_order(nlevels: list[int]) -> list[int]:
+    """lme4's ``mkReTrms`` order of random-effects terms.
+
+    If the numbers of levels ever increase from one term to the next, the terms are put in
+    ``rev(order(nl))`` order: decreasing number of levels, terms with as many levels in the
+    reverse of the written order. Otherwise they keep the written order.
+    """
+    idx = list(range(len(nlevels)))
+    if any(b > a for a, b in zip(nlevels, nlevels[1:])):
+        return sorted(idx, key=lambda i: nlevels[i])[::-1]
+    return idx
+
+
+def _check_response_varies(y: np.ndarray, X: np.ndarray, name: str) -> None:
+    """A response that is constant, or that the fixed effects reproduce exactly, leaves nothing to estimate."""
+    if np.ptp(y) == 0:
+        raise DataError(
+            f"the response {name!r} is constant (all {y.size} values are {y[0]:.6g}), so there is no variation "
+            "to model; lme4 returns a degenerate fit (REML criterion -Inf, residual SD 0, arbitrary θ)"
+        )
+    if X.shape[1]:
+        scale = np.linalg.norm(y - y.mean())
+        try:  # the normal equations screen out the usual case cheaply; lstsq confirms an exact fit
+            coef = np.linalg.solve(X.T @ X, X.T @ y)
+            if np.linalg.norm(y - X @ coef) > 1e-6 * scale:
+                return
+        except np.linalg.LinAlgError:
+            pass
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        if np.linalg.norm(y - X @ coef) <= 1e-10 * scale:
+            raise ModelError(
+                f"the fixed effects reproduce the response {name!r} exactly (residual sum of squares 0), so the "
+                "variance components cannot be estimated; lme4's fit is degenerate (residual SD from rounding noise)"
+            )
+
+
 def build_design(
     formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool = True, contrasts: dict[str, str] | None = None
 ) -> Design:
@@ -235,7 +345,9 @@ def build_design(
     warn : bool
         Emit warnings for dropped rows and dropped columns.
     contrasts : dict, optional
-        Contrast coding per factor, ``{"column": "sum" | "treatment"}`` (R's ``contrasts=`` argument).
+        Contrast coding per factor of the fixed effects, ``{"column": "sum" | "treatment"}``
+        (R's ``contrasts = list(x = "contr.sum")``; ``"contr.sum"`` and ``"contr.treatment"`` are
+        accepted too). Treatment coding is the default.
 
     Returns
     -------
@@ -245,22 +357,20 @@ def build_design(
     data = _prepare(data)
     data_index = data.index
     cols = list(data.columns)
-    response, used = sanitize(parsed.response, cols)
-    fixed, used_fixed = sanitize(parsed.fixed, cols)
-    used |= used_fixed
-    term_exprs = []
+    sum_coded = _sum_coded(contrasts, cols)
+    aliases = formulaic_aliases(cols)
+    response = translate(parsed.response, cols, aliases=aliases)
+    dot = [c for c in cols if c not in response.used]
+    fixed = translate(parsed.fixed, cols, dot=dot, aliases=aliases)
+    term_trs = [translate(spec.expr, cols, aliases=aliases) for spec in parsed.random]
+    group_vars = [g for spec in parsed.random for g in spec.group]
     for spec in parsed.random:
-        expr, used_term = sanitize(spec.expr, cols)
         for g in spec.group:
             if g not in data.columns:
-                if not re.fullmatch(r"`?[A-Za-z_.][A-Za-z0-9_.]*`?", g):
-                    raise FormulaError(
-                        f"grouping factor {g!r} in '({spec.expr} | {spec.group_label})' must be a column name "
-                        "(or columns joined by ':' or '/')"
-                    )
-                sanitize(g, cols)  # raises the unknown-column error with suggestions
-        used |= used_term | set(spec.group)
-        term_exprs.append(expr)
+                raise _unknown_column(g, cols, f"({spec.expr} | {spec.group_label})")
+    used = response.used | fixed.used | set(group_vars)
+    for tr in term_trs:
+        used |= tr.used
 
     frame = data[[c for c in cols if c in used]]
     complete = frame.notna().all(axis=1).to_numpy()
@@ -279,10 +389,25 @@ def build_design(
 
     if n_dropped:
         note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
-    frame = coerce_columns(frame)
+    frame = coerce_columns(frame, group_vars)
+    predictors = fixed.used.union(*(tr.used for tr in term_trs))
+    check_predictor_types(frame, [c for c in frame.columns if c in predictors | response.used])
+    for c in [c for c in frame.columns if c in response.plain | fixed.plain or any(c in tr.plain for tr in term_trs)]:
+        if msg := stray_text(frame[c], c, response=c in response.used):
+            raise DataError(msg)
+    for c, k in empty_strings(frame, [c for c in frame.columns]).items():
+        note(f"{k} empty strings (\"\") in {c!r} kept as a level of their own, as R does", MixedModelsWarning)
+    for c in sorted(sum_coded):
+        if c not in fixed.plain:
+            note(f"contrasts for {c!r} ignored: {c!r} is not a variable of the fixed effects", MixedModelsWarning)
+        elif pd.api.types.is_numeric_dtype(frame[c]):
+            raise DataError(f"contrasts apply only to factors, and {c!r} is numeric; write factor({c}) to treat it as one")
+    if sum_coded & fixed.plain:
+        fixed = translate(parsed.fixed, cols, dot=dot, sum_coded=sum_coded, aliases=aliases)
     ctx = evaluation_context()
+    fframe = frame.rename(columns=aliases) if aliases else frame
 
-    mm = _matrix(f"{response} ~ {fixed}", frame, ctx, "the fixed-effects formula")
+    mm = _matrix(f"{response.text} ~ {fixed.text}", fframe, ctx, "the fixed-effects formula")
     lhs = mm.lhs
     if lhs.shape[1] != 1 or (parsed.response in frame and not pd.api.types.is_numeric_dtype(frame[parsed.response])):
         raise DataError(f"the response {parsed.response!r} must be numeric")
@@ -292,7 +417,7 @@ def build_design(
     X_full = np.asarray(mm.rhs, dtype=float)
     if not np.all(np.isfinite(X_full)):
         raise DataError("the fixed-effects model matrix has infinite or undefined values")
-    names_full = [r_name(c) for c in mm.rhs.columns]
+    names_full = r_column_names(mm.rhs.columns, mm.rhs.model_spec.encoder_state, fixed.atoms)
     kept = independent_columns(X_full)
     dropped = tuple(names_full[j] for j in range(len(names_full)) if j not in set(kept.tolist()))
     if dropped:
@@ -304,10 +429,11 @@ def build_design(
         )
     if msg := scale_warning(X_full[:, kept]):
         note(msg, ScaleWarning)
+    _check_response_varies(y, X_full[:, kept], parsed.response)
     n = len(y)
     terms = []
-    for spec, expr in zip(parsed.random, term_exprs):
-        zm = _matrix(expr, frame, ctx, "the random-effects term")
+    for spec, tr in zip(parsed.random, term_trs):
+        zm = _matrix(tr.text, fframe, ctx, "the random-effects term")
         z = np.asarray(zm, dtype=float)
         if z.shape[1] == 0:
             raise FormulaError(f"random-effects term '({spec.expr} | {spec.group_label})' has no columns")
@@ -321,13 +447,14 @@ def build_design(
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
                 f"the number of observations ({n})"
             )
-        label = f"({spec.expr} | {spec.group_label})"
+        term_label = f"({spec.expr} | {spec.group_label})"
         if len(levels) * z.shape[1] >= n:
             raise ModelError(
                 f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
-                f"{label}; the random-effects parameters and the residual variance are probably unidentifiable"
+                f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"
             )
-        _check_slopes_vary(z, refs, len(levels), [r_name(c) for c in zm.columns], label)
+        cnames = tuple(r_column_names(zm.columns, zm.model_spec.encoder_state, tr.atoms))
+        _check_slopes_vary(z, refs, len(levels), list(cnames), term_label)
         terms.append(
             RandomEffectsTerm(
                 group=spec.group_label,
@@ -335,11 +462,11 @@ def build_design(
                 levels=levels,
                 refs=refs,
                 z=np.ascontiguousarray(z),
-                cnames=tuple(r_name(c) for c in zm.columns),
+                cnames=cnames,
                 spec=zm.model_spec,
             )
         )
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    order = lme4_term_order([t.nlevels for t in terms])
     return Design(
         formula=parsed,
         y=y,
@@ -356,4 +483,6 @@ def build_design(
         frame=frame,
         data_index=data_index,
         contrasts=dict(contrasts or {}),
+        fixed_atoms=dict(fixed.atoms),
+        aliases=aliases,
     )

@@ -1,18 +1,26 @@
 """Parse an lme4-style formula into a response, a fixed-effects part and random-effects terms.
 
-The fixed part is handed to formulaic as it stands; random-effects terms ``(expr | group)``
-are recognised here and expanded as lme4 does:
+The fixed part and each term's left side are kept as text for :mod:`.safety` to check and
+translate; random-effects terms ``(expr | group)`` are recognised here and expanded as lme4 does:
 
 * ``(x || g)``      -> ``(1 | g) + (0 + x | g)``  (uncorrelated)
 * ``(1 | a/b)``     -> ``(1 | a) + (1 | b:a)``     (nested)
 * ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
+
+Names in backticks (```Gruppe ID```) may hold any character but a backtick; the grouping
+variables are kept without their backticks.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..exceptions import FormulaError
+
+#: A column name that needs no backticks (letters in any script, digits, ``.`` and ``_``).
+_NAME = re.compile(r"(?:[^\W\d]|\.(?!\d))[\w.]*")
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,8 @@ class RandomTermSpec:
     expr : str
         Right-hand side of the term's own model matrix, e.g. ``"1 + Days"``.
     group : tuple of str
-        Variables whose interaction is the grouping factor, in lme4's naming order.
+        Column names (without backticks) whose interaction is the grouping factor, in lme4's
+        naming order.
     """
 
     expr: str
@@ -58,63 +67,78 @@ class ParsedFormula:
     random: tuple[RandomTermSpec, ...]
 
 
-def _check_parentheses(text: str) -> None:
-    depth = 0
+def _scan(text: str) -> Iterator[tuple[int, str, int]]:
+    """``(position, character, depth)`` of each character outside backtick-quoted names."""
+    depth, quoted = 0, False
     for pos, ch in enumerate(text):
+        if ch == "`":
+            quoted = not quoted
+            continue
+        if quoted:
+            continue
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
-            if depth < 0:
-                raise FormulaError(f"unbalanced parentheses: unexpected ')' at position {pos + 1} in {text!r}")
+        yield pos, ch, depth
+
+
+def _check_parentheses(text: str) -> None:
+    depth = 0
+    for pos, ch, depth in _scan(text):
+        if ch == ")" and depth < 0:
+            raise FormulaError(f"unbalanced parentheses: unexpected ')' at position {pos + 1} in {text!r}")
+    if text.count("`") % 2:
+        raise FormulaError(f"unbalanced backticks: a '`' is not closed in {text!r}")
     if depth:
         raise FormulaError(f"unbalanced parentheses: {depth} '(' not closed in {text!r}")
 
 
 def _split_top(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` where it occurs outside parentheses."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and text.startswith(sep, i):
-            parts.append(text[start:i])
-            i += len(sep)
-            start = i
+    """Split ``text`` on ``sep`` where it occurs outside parentheses and backticks."""
+    parts, start, skip_to = [], 0, 0
+    for i, ch, depth in _scan(text):
+        if i < skip_to or ch in "()":
             continue
-        i += 1
+        if depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            start = skip_to = i + len(sep)
     parts.append(text[start:])
     return parts
 
 
 def _find_bar(inner: str) -> tuple[int, int] | None:
     """Position and width of the top-level ``|`` or ``||`` in a parenthesised term."""
-    depth = 0
-    for i, ch in enumerate(inner):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
+    for i, ch, depth in _scan(inner):
+        if ch == "|" and depth == 0:
             return (i, 2) if inner[i + 1 : i + 2] == "|" else (i, 1)
     return None
 
 
+def _group_name(part: str, group: str, text: str) -> str:
+    """A column name in a grouping factor, without its backticks."""
+    if len(part) > 1 and part[0] == part[-1] == "`":
+        return part[1:-1]
+    if not _NAME.fullmatch(part):
+        raise FormulaError(
+            f"grouping factor {group!r} in {text!r} must be a column name (or columns joined by ':' or '/'); "
+            "put names with spaces or symbols in backticks, as in (1 | `my group`)"
+        )
+    return part
+
+
 def _expand_group(group: str, text: str) -> list[tuple[str, ...]]:
     """Expand ``a/b/c`` into ``[(a,), (b, a), (c, b, a)]``; ``a:b`` stays one factor."""
-    nest = [g.strip() for g in group.split("/")]
+    nest = [g.strip() for g in _split_top(group, "/")]
     if any(not g for g in nest):
         raise FormulaError(f"empty grouping factor in '{group}' in {text!r}")
     out: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
     for level in nest:
-        parts = tuple(p.strip() for p in level.split(":"))
+        parts = tuple(p.strip() for p in _split_top(level, ":"))
         if any(not p for p in parts):
             raise FormulaError(f"empty name in grouping factor '{group}' in {text!r}")
-        prefix = parts + prefix
+        prefix = tuple(_group_name(p, group, text) for p in parts) + prefix
         out.append(prefix)
     return out
 
@@ -192,20 +216,14 @@ def parse_formula(text: str) -> ParsedFormula:
             raise FormulaError(f"empty term ('+' with nothing beside it) in {text!r}")
         # A piece may be "(1|g) - 1": peel bar terms off its front.
         while piece.startswith("("):
-            depth, end = 0, None
-            for i, ch in enumerate(piece):
-                depth += ch == "("
-                depth -= ch == ")"
-                if depth == 0:
-                    end = i
-                    break
+            end = next(i for i, ch, depth in _scan(piece) if depth == 0)
             terms = _random_term(piece[1:end], text)
             if terms is None:
                 break
             random.extend(terms)
             piece = piece[end + 1 :].strip()
         if piece:
-            if "|" in piece:
+            if any(ch == "|" for _, ch, _ in _scan(piece)):
                 raise FormulaError(f"a '|' must be inside parentheses, as in '(1 | g)': {piece!r} in {text!r}")
             fixed_parts.append(piece)
     fixed = ""
@@ -213,6 +231,6 @@ def parse_formula(text: str) -> ParsedFormula:
         fixed = part if not fixed else (f"{fixed} {part}" if part.startswith("-") else f"{fixed} + {part}")
     if not fixed or fixed.startswith("-"):
         fixed = f"1 {fixed}".strip()
-    if "|" in response:
+    if any(ch == "|" for _, ch, _ in _scan(response)):
         raise FormulaError(f"the response {response!r} cannot contain '|'")
     return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random))
