@@ -378,3 +378,18 @@ def test_anova_text_in_full_with_integer_df(capsys):
     header = lines[1].split()
     assert header[:3] == ["Sum", "Sq", "Mean"] and "NumDF" in header
     assert lines[3].split()[0] == "recipe" and lines[3].split()[3] == "2"  # NumDF, not 2.0
+
+
+def test_compare_reports_the_ml_refits_warnings(capsys):
+    """The refits by ML are fits of their own: their warnings reach stderr and the JSON (never hidden)."""
+    from pathlib import Path
+
+    data = str(Path(__file__).parent / "reference" / "data" / "CO2.csv")
+    f1 = "uptake ~ Type*Treatment + log(conc) + (log(conc) | Plant)"
+    f0 = "uptake ~ Type+Treatment + log(conc) + (log(conc) | Plant)"
+    code, out, err = run(capsys, "compare", data, "--formula", f1, "--formula", f0, "--json")
+    assert code == 0
+    assert err.count("mixedmodels: warning: boundary (singular) fit") == 2
+    doc = json.loads(out)
+    assert all(any("singular" in w for w in m["warnings"]) for m in doc["models"])
+    assert doc["tests"][0]["chisq"] == pytest.approx(2.363408, rel=1e-5)  # lme4's anova (tests/reference/refits.json)

@@ -146,3 +146,21 @@ def test_pandas_string_columns_are_factors():
         warnings.simplefilter("ignore")
         r = mm.lmer("y ~ x + (1 | g)", d)
     assert r.ngroups == {"g": 5}
+
+
+def test_save_load_keeps_na_action_contrasts_and_control(tmp_path):
+    """A loaded fit must code its factors as fitted (sum contrasts leave the objective unchanged, so the
+    load check alone could not catch treatment coding) and pad as fitted."""
+    from pathlib import Path
+
+    co2 = pd.read_csv(Path(__file__).parent / "reference" / "data" / "CO2.csv")
+    co2.loc[[3, 40], "uptake"] = np.nan
+    fit = mm.lmer(
+        "uptake ~ Type + log(conc) + (1 | Plant)", co2, contrasts={"Type": "sum"}, na_action="exclude",
+        control={"optimizer": "nelder_mead"},
+    )
+    back = mm.load(fit.save(tmp_path / "fit.json"))
+    assert list(back.params.index) == list(fit.params.index)
+    assert back.params.to_numpy() == pytest.approx(fit.params.to_numpy(), rel=1e-10)
+    assert back.model.na_action == "exclude" and back.model.control.optimizer == "nelder_mead"
+    assert len(back.fittedvalues) == len(co2) and back.fittedvalues.isna().sum() == 2

@@ -204,7 +204,11 @@ def _compare(args: argparse.Namespace) -> int:
         raise ModelError(f"give one --name per --formula ({len(args.formula)} formulas, {len(names)} names)")
     fits = [_load_fit(args, f, not args.ml)[0] for f in args.formula]
     refit = {"auto": None, "always": True, "never": False}[args.refit]
-    comp = compare(*fits, refit=refit, names=names)
+    with warnings.catch_warnings(record=True) as caught:  # the ML refits' own warnings, one line each
+        warnings.simplefilter("always")
+        comp = compare(*fits, refit=refit, names=names)
+    for w in caught:
+        sys.stderr.write(f"mixedmodels: warning: {w.message}\n")
     boot = []
     if args.bootstrap:
         ms = comp.models

@@ -9,9 +9,9 @@ of a fresh fit works after loading: ``summary()``, ``predict()``, ``ranef()``, t
 File layout (``format = "mixedmodels-fit"``, ``version = 1``; a name ending ``.gz`` is gzipped)::
 
     {"format": "mixedmodels-fit", "version": 1, "package_version": "...",
-     "model": {"formula", "reml", "data_name"},
+     "model": {"formula", "reml", "data_name", "na_action", "contrasts", "control"},
      "fit": {"theta": [...], "objective": ..., "fit_record": {...}},
-     "data": {"nrows", "row_index": [...], "n_dropped", "messages": [...],
+     "data": {"nrows", "row_index": [...], "data_index": [...] (na_action "exclude" only), "n_dropped", "messages": [...],
               "columns": [{"name", "kind": "float"|"int"|"bool"|"string"|"category",
                            "values": [...] | "codes": [...], "categories": [...], "ordered": bool}]}}
 """
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
-from .optimize import FitRecord
+from .optimize import FitRecord, OptimizerControl
 
 if TYPE_CHECKING:
     from .results import LinearMixedModelResults
@@ -78,6 +78,11 @@ def _series(col: dict[str, Any], n: int) -> pd.Series:
     return pd.Series(np.asarray(values, dtype=dtypes[kind]))
 
 
+def _labels(index: pd.Index) -> list[Any]:
+    """Row labels as JSON values (integers and strings as they are, anything else as text)."""
+    return [_plain(v) if isinstance(_plain(v), (int, str)) else str(v) for v in index]
+
+
 def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
     """The saved form of a fit (see the module docstring)."""
     from . import __version__
@@ -91,11 +96,19 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "package_version": __version__,
-        "model": {"formula": d.formula.text, "reml": bool(result.reml), "data_name": result.model.data_name},
+        "model": {
+            "formula": d.formula.text,
+            "reml": bool(result.reml),
+            "data_name": result.model.data_name,
+            "na_action": result.model.na_action,
+            "contrasts": dict(d.contrasts),
+            "control": dataclasses.asdict(result.model.control),
+        },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
         "data": {
             "nrows": int(len(frame)),
-            "row_index": [_plain(v) if isinstance(_plain(v), (int, str)) else str(v) for v in d.row_index],
+            "row_index": _labels(d.row_index),
+            **({"data_index": _labels(d.data_index)} if result.model.na_action == "exclude" and d.data_index is not None else {}),
             "n_dropped": int(d.n_dropped),
             "messages": list(d.messages),
             "columns": [_column(str(c), frame[c]) for c in frame.columns],
@@ -138,14 +151,22 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
         )
         theta = np.asarray(fit_doc["theta"], dtype=float)
         objective = float(fit_doc["objective"])
-        design = build_design(model_doc["formula"], frame, warn=False)
+        contrasts = model_doc.get("contrasts") or None
+        design = build_design(model_doc["formula"], frame, warn=False, contrasts=contrasts)
         design = dataclasses.replace(
             design,
             n_dropped=int(data_doc.get("n_dropped", 0)),
             messages=tuple(data_doc.get("messages", ())),
             row_index=pd.Index(data_doc.get("row_index", range(n))),
+            data_index=pd.Index(data_doc["data_index"]) if "data_index" in data_doc else None,
         )
-        model = LinearMixedModel(design, reml=bool(model_doc["reml"]), data_name=model_doc.get("data_name"))
+        model = LinearMixedModel(
+            design,
+            reml=bool(model_doc["reml"]),
+            data_name=model_doc.get("data_name"),
+            na_action=model_doc.get("na_action", "omit"),
+            control=OptimizerControl.make(model_doc.get("control")),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"saved fit is malformed: {type(exc).__name__}: {exc}") from None
     if theta.shape != model.theta_start.shape:

@@ -117,6 +117,7 @@ class Comparison:
                 "aic": num(row["AIC"]),
                 "bic": num(row["BIC"]),
                 "deviance": num(row["deviance"]),
+                "warnings": [str(w) for w in getattr(m, "warnings", [])],
             }
             for name, m, (_, row) in zip(self.names, self.models, self.table.iterrows())
         ]
