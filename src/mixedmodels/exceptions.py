@@ -6,6 +6,21 @@ Every problem the library detects in its input is reported as a subclass of
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Emit a warning attributed to the first caller outside this package (the user's line)."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
 
 class MixedModelsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -41,6 +56,10 @@ class RankDeficiencyWarning(MixedModelsWarning):
 
 class DroppedRowsWarning(MixedModelsWarning):
     """Rows were dropped because of missing values."""
+
+
+class DataWarning(MixedModelsWarning):
+    """Something in the data was read in a way worth knowing (an empty string kept as a level, an unused setting)."""
 
 
 class ScaleWarning(MixedModelsWarning):

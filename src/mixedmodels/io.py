@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import datasets
@@ -36,6 +37,24 @@ def _check_delimited(path: Path, sep: str, source: str) -> None:
                 )
 
 
+def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    """Read a CSV/TSV file as R's ``read.csv`` does: ``NA`` is missing; an empty field is missing in a
+    column of numbers but the level ``""`` in a column of text (where pandas' default would drop it)."""
+    frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=["NA"])
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            blank = (col == "").fillna(False).astype(bool)
+            if blank.all():
+                frame[name] = np.nan
+                continue
+            # numbers (R also reads NaN, Inf) with empty fields: a numeric column with missing values
+            numeric = pd.to_numeric(col.mask(blank), errors="coerce")
+            if (numeric.notna() | blank | col.isna() | (col == "NaN").fillna(False)).all():
+                frame[name] = numeric
+    return frame
+
+
 def read_data(source: str) -> tuple[pd.DataFrame, str]:
     """Read ``source``, a file path or the name of a bundled dataset.
 
@@ -61,10 +80,8 @@ def read_data(source: str) -> tuple[pd.DataFrame, str]:
     if kind is None:
         raise DataError(f"cannot tell the format of {source!r}: use a .csv, .tsv, .parquet or .feather file")
     try:
-        if kind == "csv":
-            frame = pd.read_csv(path)
-        elif kind == "tsv":
-            frame = pd.read_csv(path, sep="\t")
+        if kind in ("csv", "tsv"):
+            frame = _read_delimited(path, "\t" if kind == "tsv" else ",")
         elif kind == "parquet":
             frame = pd.read_parquet(path)
         else:

@@ -173,7 +173,7 @@ class LinearMixedModel:
             theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
         result = LinearMixedModelResults(self, theta, value, record)
         if warn:
-            result.emit_warnings(stacklevel=3)
+            result.emit_warnings()
         return result
 
     def fit_best(self, starts: list[np.ndarray], *, check_convergence: bool = True, warn: bool = True):
@@ -189,7 +189,7 @@ class LinearMixedModel:
             fits.append(self.fit(start=start, check_convergence=check_convergence, warn=False))
         best = min(fits, key=lambda f: f.objective)
         if warn:
-            best.emit_warnings(stacklevel=3)
+            best.emit_warnings()
         return best
 
     def theta_off_boundary(self, theta: np.ndarray, floor: float = 0.1) -> np.ndarray:

@@ -16,7 +16,7 @@ from .accessors import ResultsAccessors
 from .engine import BlockedCholesky
 from .engine.threads import engine_threads
 from .exceptions import DataError
-from .formula.design import coerce_columns, group_labels
+from .formula.design import group_labels
 from .optimize import FitRecord, singular_components
 from .report.table import Table, as_table
 
@@ -485,17 +485,15 @@ class LinearMixedModelResults(ResultsAccessors):
             starts += [model.theta_start, model.theta_off_boundary(self.theta)]
         return model.fit_best(starts, warn=warn)
 
-    def emit_warnings(self, stacklevel: int = 2) -> None:
-        """Emit this fit's singular-fit and convergence warnings (as ``fit`` does)."""
-        import warnings
-
-        from .exceptions import ConvergenceWarning, SingularFitWarning
+    def emit_warnings(self) -> None:
+        """Emit this fit's singular-fit and convergence warnings (as ``fit`` does), at the caller's line."""
+        from .exceptions import ConvergenceWarning, SingularFitWarning, warn_user
 
         for msg in self.warnings:
             if msg.startswith("boundary"):
-                warnings.warn(msg, SingularFitWarning, stacklevel=stacklevel + 1)
+                warn_user(msg, SingularFitWarning)
             elif msg in self.fit_record.warnings:
-                warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel + 1)
+                warn_user(msg, ConvergenceWarning)
 
     # ------------------------------------------------------------------ inference on fixed effects
     def ddf_calculator(self, method: str = "satterthwaite"):

@@ -21,12 +21,13 @@ from formulaic import model_matrix
 
 from ..exceptions import (
     DataError,
+    DataWarning,
     DroppedRowsWarning,
     FormulaError,
-    MixedModelsWarning,
     ModelError,
     RankDeficiencyWarning,
     ScaleWarning,
+    warn_user,
 )
 from ..terms import RandomEffectsTerm
 from .coding import check_predictor_types, coerce_columns, empty_strings, label, stray_text
@@ -385,7 +386,7 @@ def build_design(
     def note(message: str, category: type[Warning]) -> None:
         messages.append(message)
         if warn:
-            warnings.warn(message, category, stacklevel=4)
+            warn_user(message, category)
 
     if n_dropped:
         note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
@@ -396,10 +397,10 @@ def build_design(
         if msg := stray_text(frame[c], c, response=c in response.used):
             raise DataError(msg)
     for c, k in empty_strings(frame, [c for c in frame.columns]).items():
-        note(f"{k} empty strings (\"\") in {c!r} kept as a level of their own, as R does", MixedModelsWarning)
+        note(f"{k} empty strings (\"\") in {c!r} kept as a level of their own, as R does", DataWarning)
     for c in sorted(sum_coded):
         if c not in fixed.plain:
-            note(f"contrasts for {c!r} ignored: {c!r} is not a variable of the fixed effects", MixedModelsWarning)
+            note(f"contrasts for {c!r} ignored: {c!r} is not a variable of the fixed effects", DataWarning)
         elif pd.api.types.is_numeric_dtype(frame[c]):
             raise DataError(f"contrasts apply only to factors, and {c!r} is numeric; write factor({c}) to treat it as one")
     if sum_coded & fixed.plain:

@@ -77,6 +77,11 @@ def _norm(name: str) -> str:
     return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", name).replace("Intercept", "(Intercept)").replace("`", "")
 
 
+def _quoted(factor: str, frame: pd.DataFrame) -> str:
+    """formulaic's expression of a factor, with a column name that is not an identifier (``a b``) quoted again."""
+    return f"`{factor}`" if factor in frame.columns and not factor.isidentifier() else factor
+
+
 def _term_info(spec) -> list[tuple[str, list[str], frozenset[str], frozenset[str]]]:
     """``(label, factor expressions, variables, numeric variables)`` of each non-intercept term."""
     kinds = {k: str(v[0]).lower() for k, v in spec.encoder_state.items()}
@@ -127,8 +132,10 @@ def type3_contrasts(result: "LinearMixedModelResults") -> dict[str, np.ndarray]:
     if "(Intercept)" in names:
         blocks.append(np.ones((result.nobs, 1)))
         rd_names.append("(Intercept)")
+    frame = design.formulaic_frame(design.frame)
     for label, factors, _, _ in info:
-        mm = formulaic.model_matrix("0 + " + ":".join(factors), design.frame, context=ctx, ensure_full_rank=False, na_action="ignore")
+        quoted = [_quoted(f, frame) for f in factors]
+        mm = formulaic.model_matrix("0 + " + ":".join(quoted), frame, context=ctx, ensure_full_rank=False, na_action="ignore")
         blocks.append(np.asarray(mm, dtype=float))
         rd_names += [_norm(c) for c in mm.columns]
     rdX = np.hstack(blocks)
@@ -149,7 +156,7 @@ def type3_contrasts(result: "LinearMixedModelResults") -> dict[str, np.ndarray]:
             R[np.abs(R) < 1e-10] = 0.0
             L0[:, term_cols[label]] = R
     try:
-        keep = [rd_names.index(n) for n in names]
+        keep = [rd_names.index(n.replace("`", "")) for n in names]
     except ValueError:  # a coding other than treatment contrasts: use the sum-coded hypotheses
         return _type3_sum_coded(result, info, term_cols)
     L = L0[keep]  # rows: coefficients (the model's order), cols: coefficients
@@ -170,9 +177,13 @@ def _type3_sum_coded(result, info, term_cols) -> dict[str, np.ndarray]:
     design = result.model.design
     spec = design.fixed_spec
     categorical = {str(f) for f in spec.factor_contrasts}
-    parts = [":".join(f"C({n}, contr.sum)" if n in categorical else n for n in factors) for _, factors, _, _ in info]
+    frame = design.formulaic_frame(design.frame)
+    parts = [
+        ":".join(f"C({_quoted(n, frame)}, contr.sum)" if n in categorical else _quoted(n, frame) for n in factors)
+        for _, factors, _, _ in info
+    ]
     rhs = ("1" if "(Intercept)" in design.fixed_names else "0") + "".join(f" + {p}" for p in parts)
-    mm = _matrix(rhs, design.frame, evaluation_context(), "the sum-coded fixed-effects formula")
+    mm = _matrix(rhs, frame, evaluation_context(), "the sum-coded fixed-effects formula")
     mapping = np.linalg.pinv(np.asarray(mm, dtype=float)) @ design.X
     sum_terms = [idx for t, idx in mm.model_spec.term_indices.items() if str(t) != "1"]
     out = {}
@@ -185,9 +196,16 @@ def _type3_sum_coded(result, info, term_cols) -> dict[str, np.ndarray]:
     return out
 
 
+def _r_term_label(design, term: str) -> str:
+    """A formulaic term (``C(Type, contr.sum):C(conc)``) as R prints it (``C(Type, sum):factor(conc)``)."""
+    atoms = design.fixed_atoms
+    return ":".join(atoms[f].label if f in atoms else f.replace("`", "") for f in term.split(":"))
+
+
 def anova_table(result: "LinearMixedModelResults", ddf: str = "satterthwaite") -> pd.DataFrame:
     """Type III ANOVA table with F-tests (lmerTest's ``anova(m, type = 3, ddf = ...)``)."""
-    rows = {label: contest(result, L, ddf=ddf) for label, L in type3_contrasts(result).items()}
+    design = result.model.design
+    rows = {_r_term_label(design, label): contest(result, L, ddf=ddf) for label, L in type3_contrasts(result).items()}
     table = pd.DataFrame(rows).T if rows else pd.DataFrame(columns=ANOVA_COLUMNS)
     table.index.name = "term"
     return table[ANOVA_COLUMNS]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..engine.threads import blas_policy
-from ..exceptions import ConvergenceWarning, ModelError
+from ..exceptions import ConvergenceWarning, ModelError, warn_user
 from .bootstrap import _progress, parametric_bootstrap, progress_enabled
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ class _Profiler:
         self.ml = result.refit_ml(warn=False)
         for msg in self.ml.fit_record.warnings:  # the intervals are solved against this minimum
             if not msg.startswith("boundary"):
-                warnings.warn(f"ML refit for the profile: {msg}", ConvergenceWarning, stacklevel=4)
+                warn_user(f"ML refit for the profile: {msg}", ConvergenceWarning)
         self.vp = VarianceParameters(self.ml)
         self.factor = self.ml.factor.with_crossproducts(self.ml.model.crossprods)
         self.n = self.ml.nobs

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError, ModelError
-from ..formula.design import coerce_columns
+from ..formula.design import prepare_newdata
+from ..formula.safety import evaluation_context
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
@@ -77,14 +78,18 @@ def implied_covariance(
     if newdata is not None:
         if group is not None:
             raise ModelError("give either group and level, or newdata")
-        frame = coerce_columns(pd.DataFrame(newdata).rename(columns=str))
+        design = result.model.design
+        frame = prepare_newdata(design, newdata)
         n = len(frame)
         if n == 0:
             raise DataError("newdata has no rows")
         V = sigma2 * np.eye(n)
         for t, G in zip(terms, covs):
             try:
-                z = np.asarray(t.spec.get_model_matrix(frame, na_action="raise"), dtype=float)
+                z = np.asarray(
+                    t.spec.get_model_matrix(design.formulaic_frame(frame), context=evaluation_context(), na_action="raise"),
+                    dtype=float,
+                )
             except Exception as exc:  # noqa: BLE001 - formulaic raises many types
                 raise DataError(f"cannot build the columns of term ({' + '.join(t.cnames)} | {t.group}) for newdata: {str(exc).splitlines()[0]}") from None
             V += z @ G @ z.T
