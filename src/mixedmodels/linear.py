@@ -110,6 +110,8 @@ class LinearModelResults:
     def loglik(self) -> float:
         """Log-likelihood as R's ``logLik.lm`` (restricted when :attr:`reml`)."""
         n, p = self.nobs, self.nfixed
+        if self.rss <= 0.0:  # the fixed effects reproduce the response exactly
+            return math.inf
         if not self.reml:
             return -0.5 * n * (1.0 + math.log(2.0 * math.pi * self.rss / n))
         logdet = 2.0 * float(np.sum(np.log(np.abs(np.diag(self._qr[1])))))
@@ -119,6 +121,8 @@ class LinearModelResults:
     def deviance(self) -> float:
         """``-2`` times the ML log-likelihood."""
         n = self.nobs
+        if self.rss <= 0.0:
+            return -math.inf
         return n * (1.0 + math.log(2.0 * math.pi * self.rss / n))
 
     @property

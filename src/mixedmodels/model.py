@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import cached_property
 
 import numpy as np
@@ -12,7 +13,7 @@ from .engine import BlockedCholesky, CrossProducts, Objective
 from .engine.threads import blas_policy
 from .exceptions import ModelError
 from .formula.design import Design, build_design
-from .optimize import OptimizerControl, optimize_theta
+from .optimize import FitRecord, OptimizerControl, optimize_theta
 
 
 class LinearMixedModel:
@@ -169,12 +170,26 @@ class LinearMixedModel:
             raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")
         if not np.all(np.isfinite(x0)) or np.any(x0 < self.lower_bounds):
             raise ModelError(f"start must be finite and within the bounds of theta (diagonal elements >= 0), got {x0.tolist()}")
-        with blas_policy(self.factor):
-            theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
+        if self.design.degenerate:
+            theta, value, record = self._degenerate_fit(x0)
+        else:
+            with blas_policy(self.factor):
+                theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
         result = LinearMixedModelResults(self, theta, value, record)
         if warn:
             result.emit_warnings()
         return result
+
+    def _degenerate_fit(self, x0: np.ndarray) -> tuple[np.ndarray, float, FitRecord]:
+        """The fit of a response the fixed effects reproduce exactly: every θ gives a criterion of −∞ and a
+        residual SD of 0, so every variance component is taken as 0 (lme4 leaves θ wherever it stopped)."""
+        theta = np.zeros_like(self.theta_start)
+        record = FitRecord(
+            optimizer="none (degenerate fit)", evaluations=0, seconds=0.0, return_code=1, message="NLOPT_SUCCESS",
+            theta_start=tuple(float(v) for v in x0),
+            warnings=("boundary (singular) fit: see help('isSingular')",),
+        )
+        return theta, -math.inf, record
 
     def fit_best(self, starts: list[np.ndarray], *, check_convergence: bool = True, warn: bool = True):
         """Fit from each start and keep the lowest objective (its warnings are emitted, the others' not).

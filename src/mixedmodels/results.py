@@ -144,6 +144,8 @@ class LinearMixedModelResults(ResultsAccessors):
     @cached_property
     def sigma(self) -> float:
         """Residual standard deviation."""
+        if self.model.design.degenerate:  # the fixed effects reproduce y: 0, not rounding noise
+            return 0.0
         dof = self.nobs - self.nfixed if self.reml else self.nobs
         return math.sqrt(self.pwrss / dof)
 
@@ -160,8 +162,10 @@ class LinearMixedModelResults(ResultsAccessors):
     def fixed_effects(self) -> pd.DataFrame:
         """Table of estimates, standard errors and t values (columns ``Estimate``, ``Std. Error``, ``t value``)."""
         se = np.sqrt(np.diag(self.vcov.to_numpy())) if self.nfixed else np.zeros(0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # SE 0 in a degenerate fit: t is undefined
+            t = np.where(se > 0, self.beta / np.where(se > 0, se, 1.0), np.nan)
         return Table(
-            {"Estimate": self.beta, "Std. Error": se, "t value": self.beta / se if self.nfixed else se},
+            {"Estimate": self.beta, "Std. Error": se, "t value": t},
             index=pd.Index(self.model.design.fixed_names, name="term"),
         )
 
@@ -225,9 +229,9 @@ class LinearMixedModelResults(ResultsAccessors):
         """ML deviance at θ̂ (for a REML fit, the ML deviance evaluated at the REML estimates, as lme4's ``deviance(m, REML=FALSE)``)."""
         if not self.reml:
             return self.objective
-        f = self.factor
-        n = self.nobs
-        return f.logdet_z() + n * (1.0 + math.log(2.0 * math.pi * f.pwrss() / n))
+        from .engine import Objective
+
+        return Objective(self.factor, reml=False).value_at_factor(self.factor)
 
     @property
     def reml_criterion(self) -> float | None:

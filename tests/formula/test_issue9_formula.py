@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from mixedmodels.exceptions import DataWarning
 from mixedmodels.exceptions import MixedModelsWarning
 from mixedmodels.formula.design import build_design
 from mixedmodels.formula.rsyntax import deparse, parse_expression, r_number
@@ -288,15 +289,23 @@ def test_nullable_and_numpy_booleans_share_names():
 # ---- 6. clearer errors --------------------------------------------------------------------------
 
 
-def test_constant_response_is_a_clear_error():
+def test_constant_response_is_a_degenerate_singular_fit_as_lme4():
     lme4 = REF["constant_response"]
     assert lme4["REMLcrit"] == "-Inf" and lme4["sigma"] == 0  # lme4's fit is degenerate
     rng = np.random.default_rng(1)
     d = pd.DataFrame({"y": 5.0, "x": rng.normal(size=40), "g": np.tile(list("abcdefgh"), 5)})
-    with pytest.raises(mm.DataError, match=r"the response 'y' is constant \(all 40 values are 5\)"):
-        mm.lmer("y ~ x + (1 | g)", d)
-    with pytest.raises(mm.ModelError, match="reproduce the response 'y2' exactly"):
-        mm.lmer("y2 ~ x + (1 | g)", d.assign(y2=2 * d["x"] + 1))
+    with pytest.warns(mm.SingularFitWarning), pytest.warns(DataWarning, match=r"the response 'y' is constant \(all 40 values are 5\)"):
+        fit = mm.lmer("y ~ x + (1 | g)", d)
+    assert fit.objective == -np.inf and fit.sigma == 0 and fit.singular
+    assert fit.beta == pytest.approx([5.0, 0.0], abs=1e-12)
+    assert np.all(fit.theta == 0) and np.all(fit.ranef()["g"].to_numpy() == 0)
+    assert "REML criterion at convergence: -Inf" in str(fit.summary())  # no df: lme4's table
+    assert fit.to_dict()["loglik"] is None  # JSON has no infinity
+    with pytest.raises(mm.ModelError, match="degenerate"):
+        fit.anova()
+    with pytest.warns(DataWarning, match="reproduce the response 'y2' exactly"):
+        exact = mm.lmer("y2 ~ x + (1 | g)", d.assign(y2=2 * d["x"] + 1))
+    assert exact.sigma == pytest.approx(0.0, abs=1e-7) and exact.beta == pytest.approx([1.0, 2.0])
 
 
 def test_numbers_with_a_stray_string_are_reported():

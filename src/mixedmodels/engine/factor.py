@@ -38,6 +38,22 @@ def _level_pattern(block, pk: int, pj: int, shape: tuple[int, int]) -> sp.csr_ma
     return sp.csr_matrix((np.ones(coo.nnz, dtype=bool), (coo.row // pk, coo.col // pj)), shape=shape)
 
 
+def _cholesky_last_pivot_may_vanish(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of ``[[X'X, X'y], [y'X, y'y]]``-like ``A`` whose last pivot (the residual sum of
+    squares) may be 0, as for a response the fixed effects reproduce exactly; every other pivot must be positive."""
+    try:
+        return np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        L = np.zeros_like(A)
+        L[:-1, :-1] = np.linalg.cholesky(A[:-1, :-1])
+        row = sla.solve_triangular(L[:-1, :-1], A[-1, :-1], lower=True, check_finite=False)
+        rest = A[-1, -1] - row @ row
+        if rest < -1e-10 * max(abs(A[-1, -1]), 1.0):
+            raise
+        L[-1, :-1], L[-1, -1] = row, np.sqrt(max(rest, 0.0))
+        return L
+
+
 class GramMap:
     """Lower triangle of ``A diag(w) A'`` for a fixed sparse ``A`` as one sparse mat-vec in ``w``.
 
@@ -272,7 +288,7 @@ class BlockedCholesky:
                     M = self._minus(M, self._mul_t(self.LX[m], self.Loff[j, m]))
                 self.LX[j] = LXj = self._right_solve(M, j)
                 XX -= LXj @ LXj.T
-            self.LXX = np.linalg.cholesky(XX)
+            self.LXX = _cholesky_last_pivot_may_vanish(XX)
         except (np.linalg.LinAlgError, sla.LinAlgError) as exc:
             raise ModelError(f"the penalised system is not positive definite at theta={np.asarray(theta).tolist()}: {exc}") from None
         return self

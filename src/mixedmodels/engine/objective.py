@@ -41,6 +41,8 @@ class Objective:
     def value_at_factor(self, f: BlockedCholesky) -> float:
         """The objective read off an already updated factor."""
         r2 = f.pwrss()
+        if r2 <= 0.0:  # a response reproduced exactly by the fixed effects: a degenerate fit
+            return -math.inf
         if self.reml:
             dof = self.n - self.p
             return f.logdet_z() + f.logdet_x() + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))

@@ -88,6 +88,8 @@ class Design:
         Contrast coding asked for per factor (``{"x": "sum"}``); factors not named use treatment coding.
     fixed_atoms : dict
         formulaic's expression of each fixed-effects factor → its R name (:class:`.safety.Atom`).
+    degenerate : str or None
+        Why a fit is degenerate (a constant response, or one the fixed effects reproduce exactly), else None.
     aliases : dict
         Stand-in names under which formulaic sees columns it cannot evaluate by their own names
         (``class``, ``x²``, ``µ``; see :func:`.safety.formulaic_aliases`). Use
@@ -111,6 +113,7 @@ class Design:
     contrasts: dict[str, str] = field(default_factory=dict)
     fixed_atoms: dict[str, Atom] = field(default_factory=dict, repr=False)
     aliases: dict[str, str] = field(default_factory=dict, repr=False)
+    degenerate: str | None = None
 
     def formulaic_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its columns renamed as formulaic's model specs know them (:attr:`aliases`)."""
@@ -309,27 +312,32 @@ def lme4_term_order(nlevels: list[int]) -> list[int]:
     return idx
 
 
-def _check_response_varies(y: np.ndarray, X: np.ndarray, name: str) -> None:
-    """A response that is constant, or that the fixed effects reproduce exactly, leaves nothing to estimate."""
+def exact_response(y: np.ndarray, X: np.ndarray, name: str) -> str | None:
+    """Why the fit is degenerate when the response is constant or the fixed effects reproduce it exactly, else None.
+
+    Then every θ gives a residual sum of squares of 0 and a criterion of −∞: lme4 returns such a
+    fit with a residual SD of 0 (or of rounding noise) and θ wherever its optimizer stopped.
+    """
     if np.ptp(y) == 0:
-        raise DataError(
-            f"the response {name!r} is constant (all {y.size} values are {y[0]:.6g}), so there is no variation "
-            "to model; lme4 returns a degenerate fit (REML criterion -Inf, residual SD 0, arbitrary θ)"
+        return (
+            f"the response {name!r} is constant (all {y.size} values are {y[0]:.6g}): the fit is degenerate, "
+            "with residual SD 0 and every variance component 0"
         )
     if X.shape[1]:
         scale = np.linalg.norm(y - y.mean())
         try:  # the normal equations screen out the usual case cheaply; lstsq confirms an exact fit
             coef = np.linalg.solve(X.T @ X, X.T @ y)
             if np.linalg.norm(y - X @ coef) > 1e-6 * scale:
-                return
+                return None
         except np.linalg.LinAlgError:
             pass
         coef = np.linalg.lstsq(X, y, rcond=None)[0]
         if np.linalg.norm(y - X @ coef) <= 1e-10 * scale:
-            raise ModelError(
-                f"the fixed effects reproduce the response {name!r} exactly (residual sum of squares 0), so the "
-                "variance components cannot be estimated; lme4's fit is degenerate (residual SD from rounding noise)"
+            return (
+                f"the fixed effects reproduce the response {name!r} exactly (residual sum of squares 0): the fit is "
+                "degenerate, with residual SD 0 and every variance component 0"
             )
+    return None
 
 
 def build_design(
@@ -430,7 +438,9 @@ def build_design(
         )
     if msg := scale_warning(X_full[:, kept]):
         note(msg, ScaleWarning)
-    _check_response_varies(y, X_full[:, kept], parsed.response)
+    degenerate = exact_response(y, X_full[:, kept], parsed.response)
+    if degenerate:
+        note(degenerate, DataWarning)
     n = len(y)
     terms = []
     for spec, tr in zip(parsed.random, term_trs):
@@ -486,4 +496,5 @@ def build_design(
         contrasts=dict(contrasts or {}),
         fixed_atoms=dict(fixed.atoms),
         aliases=aliases,
+        degenerate=degenerate,
     )

@@ -35,7 +35,7 @@ def coef_table(result: "LinearMixedModelResults", ddf: str | None = "satterthwai
     """
     table = result.fixed_effects.copy()
     p = result.nfixed
-    if ddf is None or str(ddf).lower() == "none":
+    if ddf is None or str(ddf).lower() == "none" or result.sigma == 0:  # σ = 0: a degenerate fit has no df
         table.insert(2, "df", np.nan)
         table["Pr(>|t|)"] = np.nan
         return table[COEF_COLUMNS]

@@ -338,4 +338,6 @@ def ddf_method(result: "LinearMixedModelResults", method: str):
     key = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "sat": "satterthwaite"}.get(key, key)
     if key not in DDF_METHODS:
         raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger' or 'none'")
+    if result.sigma == 0:
+        raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
     return DDF_METHODS[key](result)

@@ -34,7 +34,8 @@ class Summary:
 
     def __init__(self, results: "LinearMixedModelResults", ddf: str | None = "satterthwaite") -> None:
         self.results = results
-        self.ddf = None if ddf is None or str(ddf).lower() == "none" else ddf
+        # a degenerate fit (residual SD 0) has no df: lme4's table without them
+        self.ddf = None if ddf is None or str(ddf).lower() == "none" or results.sigma == 0 else ddf
 
     @property
     def coefficients(self):
@@ -68,7 +69,8 @@ class Summary:
     def scaled_residuals(self) -> str:
         """Quartiles of the scaled residuals, as lme4 prints them (``zapsmall`` then 4 digits)."""
         r = self.results
-        q = np.quantile(r.residuals / r.sigma, [0, 0.25, 0.5, 0.75, 1])
+        with np.errstate(divide="ignore", invalid="ignore"):  # σ = 0 in a degenerate fit
+            q = np.quantile(r.residuals / r.sigma, [0, 0.25, 0.5, 0.75, 1])
         cells = format_r(zapsmall(q.tolist(), DIGITS + 1), DIGITS)
         return "Scaled residuals: \n" + table([["Min", "1Q", "Median", "3Q", "Max"], cells], ["r"] * 5)
 
@@ -147,7 +149,8 @@ class Summary:
             )
         V = r.vcov.to_numpy()
         sd = np.sqrt(np.diag(V))
-        C = V / np.outer(sd, sd)
+        with np.errstate(divide="ignore", invalid="ignore"):  # SEs of 0 in a degenerate fit
+            C = V / np.outer(sd, sd)
         names = list(r.vcov.index)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
         for i in range(1, p):
