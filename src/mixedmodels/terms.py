@@ -2,17 +2,18 @@
 
 A term ``(expr | g)`` with ``p`` columns and ``l`` levels contributes ``q = l * p`` random effects,
 ordered level-major (all columns of level 1, then level 2, ...).  Its relative covariance factor is
-``Λ = I_l ⊗ λ`` with ``λ`` a ``p × p`` lower-triangular matrix whose non-zeros are the term's slice of
-θ in column-major order, as in lme4 (Bates et al. 2015, eq. 4).
+``Λ = I_l ⊗ λ`` with ``λ`` a ``p × p`` lower-triangular matrix given by the term's slice of θ through
+its covariance structure (:mod:`.covariance.random`; lme4's unstructured λ by default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from .covariance.random import RandomCovariance, RandomUnstructured
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,8 +36,8 @@ class RandomEffectsTerm:
         Column names of ``z`` as lme4 prints them.
     spec : Any
         formulaic model spec that rebuilds ``z`` for new data.
-    level_codes : dict
-        Mapping from each grouping variable to its level labels, used to map new data.
+    structure : RandomCovariance
+        How the term's covariance is parameterised (default: lme4's unstructured λ).
     """
 
     group: str
@@ -46,6 +47,11 @@ class RandomEffectsTerm:
     z: np.ndarray
     cnames: tuple[str, ...]
     spec: Any = field(repr=False)
+    structure: RandomCovariance | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.structure is None:  # lme4's unstructured covariance
+            object.__setattr__(self, "structure", RandomUnstructured(tuple(self.cnames)))
 
     @property
     def p(self) -> int:
@@ -64,42 +70,24 @@ class RandomEffectsTerm:
 
     @property
     def ntheta(self) -> int:
-        """Number of covariance parameters (lower triangle of λ)."""
-        return self.p * (self.p + 1) // 2
-
-    @cached_property
-    def theta_rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of λ filled by each θ element (lower triangle, column-major)."""
-        cols, rows = np.triu_indices(self.p)
-        return rows, cols
+        """Number of covariance parameters of the term's structure."""
+        return self.structure.npar
 
     @property
     def lower_bounds(self) -> np.ndarray:
-        """0 for diagonal elements of λ, -inf for off-diagonal ones."""
-        rows, cols = self.theta_rows_cols
-        return np.where(rows == cols, 0.0, -np.inf)
+        """Lower bounds of the term's parameters (lme4: 0 for diagonal elements of λ, -inf otherwise)."""
+        return self.structure.lower()
 
     @property
     def theta_start(self) -> np.ndarray:
         """lme4's starting value: λ = identity."""
-        rows, cols = self.theta_rows_cols
-        return (rows == cols).astype(float)
+        return self.structure.start()
 
     @property
     def theta_names(self) -> list[str]:
-        """lme4's names for the θ elements (``Subject.Days.(Intercept)``)."""
-        rows, cols = self.theta_rows_cols
-        out = []
-        for r, c in zip(rows, cols):
-            if r == c:
-                out.append(f"{self.group}.{self.cnames[r]}")
-            else:
-                out.append(f"{self.group}.{self.cnames[r]}.{self.cnames[c]}")
-        return out
+        """lme4's names for the parameters (``Subject.Days.(Intercept)``)."""
+        return self.structure.names(self.group)
 
     def lambda_matrix(self, theta: np.ndarray) -> np.ndarray:
         """The ``p × p`` lower-triangular factor λ for this term's slice of θ."""
-        lam = np.zeros((self.p, self.p))
-        rows, cols = self.theta_rows_cols
-        lam[rows, cols] = theta
-        return lam
+        return self.structure.lam(theta)

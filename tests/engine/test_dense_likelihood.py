@@ -99,7 +99,7 @@ def test_objective_equals_dense_likelihood(design, reml, seed):
     rng = np.random.default_rng(seed)
     theta = []
     for t in model.terms:
-        rows, cols = t.theta_rows_cols
+        rows, cols = t.structure.rows_cols
         theta.extend(rng.uniform(0.05, 3.0) if r == c else rng.uniform(-2.0, 2.0) for r, c in zip(rows, cols))
     theta = np.array(theta)
     assert model.objective(theta) == pytest.approx(dense_objective(model, theta, reml), rel=1e-8, abs=1e-8)

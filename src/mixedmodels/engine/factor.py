@@ -55,38 +55,65 @@ def _cholesky_last_pivot_may_vanish(A: np.ndarray) -> np.ndarray:
 
 
 class GramMap:
-    """Lower triangle of ``A diag(w) A'`` for a fixed sparse ``A`` as one sparse mat-vec in ``w``.
+    """Lower triangle of ``A diag(w) A'`` for a sparse ``A`` of fixed pattern, as one sparse mat-vec in ``w``.
 
-    Precomputed once: for every structurally non-zero ``(i, j)``, ``i ≥ j``, of the product the
-    coefficients ``A[i, s] A[j, s]`` over the columns ``s``; then each update costs one product of a
-    CSR matrix with ``w`` instead of a sparse-times-sparse product (used for the fill-in of a
-    dense diagonal block by a scalar first term, e.g. lecturers × students in InstEval).
+    Built once from the sparsity pattern of ``A``: for every structurally non-zero ``(i, j)``,
+    ``i ≥ j``, of the product, the positions in ``A``'s (sorted CSC) values of ``A[i, s]`` and
+    ``A[j, s]`` over the columns ``s``. :meth:`bind` reads the values of a particular ``A`` into the
+    coefficient matrix ``C`` (``C[(i, j), s] = A[i, s] A[j, s]``); then :meth:`lower` costs one
+    product of a CSR matrix with ``w`` instead of a sparse-times-sparse product. It keeps no values
+    of its own, so cross-products with new weights (or a new response) can never meet stale ones.
+    Used for the fill-in of a dense diagonal block by a scalar first term (e.g. lecturers ×
+    students in InstEval).
     """
 
-    def __init__(self, A: sp.csr_matrix) -> None:
+    def __init__(self, A: sp.spmatrix) -> None:
         csc = A.tocsc()
         csc.sort_indices()
         q = A.shape[0]
+        self.shape = A.shape
+        self._indptr, self._indices = csc.indptr.copy(), csc.indices.copy()
         counts = np.diff(csc.indptr)
-        keys, cols, vals = [], [], []
+        keys, cols, first, second = [], [], [], []
         # all columns with the same number of non-zeros are handled together
         for m in np.unique(counts[counts > 0]):
             which = np.flatnonzero(counts == m)
             pos = csc.indptr[which][:, None] + np.arange(m)[None, :]
             i, j = np.tril_indices(m)
-            r, v = csc.indices[pos], csc.data[pos]
+            r = csc.indices[pos]
             keys.append((r[:, i].astype(np.int64) * q + r[:, j]).ravel())
             cols.append(np.repeat(which, len(i)))
-            vals.append((v[:, i] * v[:, j]).ravel())
+            first.append(pos[:, i].ravel())
+            second.append(pos[:, j].ravel())
         key = np.concatenate(keys)
-        C = sp.csr_matrix((np.concatenate(vals), (key, np.concatenate(cols))), shape=(q * q, csc.shape[1]))
-        rows = np.flatnonzero(np.diff(C.indptr))
-        self.C = C[rows]
+        # the CSR layout of C, with each stored entry's place in the list above (no (key, s) repeats)
+        order = sp.csr_matrix(
+            (np.arange(1, key.size + 1, dtype=float), (key, np.concatenate(cols))), shape=(q * q, csc.shape[1])
+        )
+        rows = np.flatnonzero(np.diff(order.indptr))
+        order = order[rows]
+        perm = order.data.astype(np.int64) - 1
+        self._first = np.concatenate(first)[perm]
+        self._second = np.concatenate(second)[perm]
+        self._pattern = sp.csr_matrix((np.zeros(perm.size), order.indices, order.indptr), shape=order.shape)
         self.rows, self.cols = rows // q, rows % q
 
-    def lower(self, w: np.ndarray) -> np.ndarray:
-        """Values of the lower triangle of ``A diag(w) A'`` at ``(self.rows, self.cols)``."""
-        return self.C @ w
+    def bind(self, A: sp.spmatrix) -> sp.csr_matrix:
+        """The coefficient matrix ``C`` for the values of ``A`` (which must have the pattern given at construction)."""
+        csc = A.tocsc()
+        csc.sort_indices()
+        if csc.shape != self.shape or not (
+            np.array_equal(csc.indptr, self._indptr) and np.array_equal(csc.indices, self._indices)
+        ):
+            raise ValueError("GramMap.bind: the matrix does not have the sparsity pattern the map was built for")
+        C = self._pattern.copy()
+        C.data = csc.data[self._first] * csc.data[self._second]
+        return C
+
+    @staticmethod
+    def lower(C: sp.csr_matrix, w: np.ndarray) -> np.ndarray:
+        """Values of the lower triangle of ``A diag(w) A'`` at ``(rows, cols)``, from ``C = bind(A)``."""
+        return C @ w
 
 
 class BlockedCholesky:
@@ -126,6 +153,7 @@ class BlockedCholesky:
                 and terms[0].p == 1
             ):
                 self._gram[k, 0] = GramMap(cp.off[k, 0])
+        self._bind_gram()
         # positions of each level's p×p block inside a dense q×q matrix, for "dense" diagonal blocks
         self._dense_index = {}
         for k, t in enumerate(terms):
@@ -134,6 +162,10 @@ class BlockedCholesky:
                 rows = base + np.arange(t.p)[None, :, None]
                 cols = base + np.arange(t.p)[None, None, :]
                 self._dense_index[k] = (np.broadcast_to(rows, (t.nlevels, t.p, t.p)), np.broadcast_to(cols, (t.nlevels, t.p, t.p)))
+
+    def _bind_gram(self) -> None:
+        """Read the current cross-products' values into the Gram maps (their patterns are shared)."""
+        self._gram_values = {key: g.bind(self.cp.off[key]) for key, g in self._gram.items()}
 
     def with_crossproducts(self, cp: CrossProducts) -> "BlockedCholesky":
         """A factor with this one's block structure over other cross-products of the same Z (e.g. a new y).
@@ -148,6 +180,7 @@ class BlockedCholesky:
         new.Loff = {}
         new.LX = [np.empty(0)] * self.K
         new.LXX = np.empty((self.r, self.r))
+        new._bind_gram()
         return new
 
     # ------------------------------------------------------------------ structure
@@ -275,7 +308,7 @@ class BlockedCholesky:
                         if (k, j) in self._gram:
                             g = self._gram[k, j]
                             scale = (lam[0, 0] * self.lam[j][0, 0]) ** 2
-                            Dd[g.rows, g.cols] -= g.lower(scale * self.Linv[j][:, 0, 0] ** 2)
+                            Dd[g.rows, g.cols] -= g.lower(self._gram_values[k, j], scale * self.Linv[j][:, 0, 0] ** 2)
                             continue
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod

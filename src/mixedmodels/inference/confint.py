@@ -29,26 +29,15 @@ if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
 
 
-def _robust_chol(R: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a correlation matrix that may be singular (pivots clamped at 0)."""
-    p = R.shape[0]
-    L = np.zeros_like(R)
-    for j in range(p):
-        L[j, j] = math.sqrt(max(R[j, j] - L[j, :j] @ L[j, :j], 0.0))
-        for i in range(j + 1, p):
-            L[i, j] = (R[i, j] - L[i, :j] @ L[j, :j]) / L[j, j] if L[j, j] > 0 else 0.0
-    return L
-
-
 class VarianceParameters:
-    """The map between ``(θ, σ)`` and lme4's SD/correlation scale ``φ = (sd's and correlations, σ)``."""
+    """The map between ``(θ, σ)`` and lme4's SD/correlation scale ``φ = (sd's and correlations, σ)``.
+
+    Each term's covariance structure gives its part (:meth:`RandomCovariance.to_phi`).
+    """
 
     def __init__(self, result: "LinearMixedModelResults") -> None:
         self.terms = result.model.terms
-        self.kinds: list[str] = []
-        for t in self.terms:
-            rows, cols = t.theta_rows_cols
-            self.kinds += ["sd" if r == c else "cor" for r, c in zip(rows, cols)]
+        self.kinds: list[str] = [k for t in self.terms for k in t.structure.phi_kinds()]
         self.kinds.append("sigma")
         self.names = [f".sig{i + 1:02d}" for i in range(len(self.kinds) - 1)] + [".sigma"]
 
@@ -56,12 +45,7 @@ class VarianceParameters:
         """SDs and correlations of each term, then σ."""
         out, start = [], 0
         for t in self.terms:
-            lam = t.lambda_matrix(theta[start : start + t.ntheta])
-            cov = sigma**2 * lam @ lam.T
-            sd = np.sqrt(np.diag(cov))
-            rows, cols = t.theta_rows_cols
-            for r, c in zip(rows, cols):
-                out.append(sd[r] if r == c else (cov[r, c] / (sd[r] * sd[c]) if sd[r] > 0 and sd[c] > 0 else 0.0))
+            out.extend(t.structure.to_phi(theta[start : start + t.ntheta], sigma))
             start += t.ntheta
         out.append(sigma)
         return np.array(out)
@@ -71,17 +55,7 @@ class VarianceParameters:
         sigma = float(phi[-1])
         out, start = [], 0
         for t in self.terms:
-            rows, cols = t.theta_rows_cols
-            sd = np.zeros(t.p)
-            R = np.eye(t.p)
-            for k, (r, c) in enumerate(zip(rows, cols)):
-                v = phi[start + k]
-                if r == c:
-                    sd[r] = v
-                else:
-                    R[r, c] = R[c, r] = v
-            lam = (sd[:, None] * _robust_chol(R)) / sigma
-            out.extend(lam[rows, cols])
+            out.extend(t.structure.from_phi(phi[start : start + t.ntheta], sigma))
             start += t.ntheta
         return np.array(out), sigma
 

@@ -199,10 +199,9 @@ class KenwardRoger:
         offset = 0
         for t in self.result.model.terms:
             base = offset + t.p * np.arange(t.nlevels)
-            for b in range(t.p):
-                for a in range(b, t.p):
-                    ia, ib = base + a, base + b
-                    out.append((ia, ib) if a == b else (np.r_[ia, ib], np.r_[ib, ia]))
+            for a, b in t.structure.linear_parameters():
+                ia, ib = base + a, base + b
+                out.append((ia, ib) if a == b else (np.r_[ia, ib], np.r_[ib, ia]))
             offset += t.q
         out.append(None)
         return out

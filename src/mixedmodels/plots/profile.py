@@ -19,9 +19,7 @@ def parameter_labels(result: "LinearMixedModelResults") -> dict[str, str]:
     """Readable names of lme4's profile parameters: ``.sig01`` → ``sd((Intercept)|Subject)``."""
     out, k = {}, 1
     for t in result.model.terms:
-        rows, cols = t.theta_rows_cols
-        for r, c in zip(rows, cols):
-            label = f"sd({t.cnames[r]}|{t.group})" if r == c else f"cor({t.cnames[c]},{t.cnames[r]}|{t.group})"
+        for label in t.structure.phi_labels(t.group):
             out[f".sig{k:02d}"] = label
             k += 1
     out[".sigma"] = "sigma"
