@@ -57,6 +57,8 @@ def lmer(
     start: Sequence[float] | dict | None = None,
     contrasts: dict[str, str] | None = None,
     na_action: str = "omit",
+    weights: str | Sequence[float] | None = None,
+    offset: str | Sequence[float] | None = None,
     data_name: str | None = None,
 ) -> LinearMixedModelResults:
     """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE, control, start, contrasts, na.action)``.
@@ -81,6 +83,10 @@ def lmer(
     na_action : {"omit", "exclude"}
         ``"exclude"`` pads fitted values and residuals with missing values at dropped rows, so they
         can be assigned back to ``data`` (R's ``na.exclude``).
+    weights : str or sequence of float, optional
+        Prior (precision) weights, a column name or one value per row: ``Var(εᵢ) = σ²/wᵢ`` (lme4's ``weights``).
+    offset : str or sequence of float, optional
+        A known part of the linear predictor (lme4's ``offset``); ``offset(x)`` in the formula works too.
     data_name : str, optional
         Name shown in the summary.
 
@@ -90,7 +96,8 @@ def lmer(
     """
     ctl = OptimizerControl.make(control, optimizer)
     model = LinearMixedModel.from_formula(
-        formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl
+        formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl,
+        weights=weights, offset=offset,
     )
     if isinstance(start, dict):
         unknown = set(start) - {"theta"}

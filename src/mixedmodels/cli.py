@@ -72,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--json", action="store_true", help="print JSON")
     rl.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    emm = sub.add_parser("emmeans", help="least-squares (estimated marginal) means and their contrasts, as R's emmeans")
+    _data_options(emm)
+    emm.add_argument("--formula", "-f", required=True, help="lme4 formula")
+    emm.add_argument("--specs", "-s", required=True, help="factors whose means are wanted, by-factors after '|', e.g. 'arm | visit'")
+    emm.add_argument("--contrast", "-c", choices=["pairwise", "revpairwise", "trt.vs.ctrl"], help="also these contrasts within each by-group")
+    emm.add_argument("--adjust", choices=["tukey", "dunnettx", "sidak", "bonferroni", "holm", "hochberg", "BH", "BY", "none"],
+                     help="p-value adjustment (default as emmeans: tukey for pairwise, dunnettx for trt.vs.ctrl)")
+    emm.add_argument("--ddf", choices=["kenward-roger", "satterthwaite", "asymptotic"],
+                     help="df and SEs (default kenward-roger, as emmeans; satterthwaite for --ml fits)")
+    emm.add_argument("--weights", default="equal", choices=["equal", "proportional", "outer", "cells", "flat"],
+                     help="weights when averaging over other factors (default equal)")
+    emm.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    emm.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    emm.add_argument("--json", action="store_true", help="print JSON")
+    emm.add_argument("--debug", action="store_true", help="show tracebacks")
+
     rep = sub.add_parser("report", help="write a self-contained HTML report of a fitted model")
     _data_options(rep)
     rep.add_argument("--formula", "-f", required=True, help="lme4 formula")
@@ -263,11 +279,46 @@ def _rlrt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emmeans(args: argparse.Namespace) -> int:
+    from .exceptions import ModelError
+    from .inference.emmeans import emmeans, format_contrasts
+    from .inference.emmeans_grid import r_label
+
+    result, _, _ = _load_fit(args, args.formula, not args.ml)
+    if not hasattr(result, "theta"):
+        raise ModelError("the formula has no random-effects terms such as (1 | g)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emm = emmeans(result, args.specs, ddf=args.ddf, weights=args.weights, level=args.level)
+    for w in caught:
+        sys.stderr.write(f"mixedmodels: warning: {w.message}\n")
+    con = emm.contrasts(args.contrast, args.adjust) if args.contrast else None
+    if args.json:
+        factors = emm.specs + emm.by
+        means = [
+            {**{f: r_label(row[f]) for f in factors}, "emmean": json_number(row["emmean"]), "se": json_number(row["SE"]),
+             "df": json_number(row["df"]), "lower": json_number(row["lower.CL"]), "upper": json_number(row["upper.CL"])}
+            for _, row in emm.table.iterrows()
+        ]
+        contrasts = [] if con is None else [
+            {"contrast": str(row["contrast"]), **{b: r_label(row[b]) for b in emm.by}, "estimate": json_number(row["estimate"]),
+             "se": json_number(row["SE"]), "df": json_number(row["df"]), "t_ratio": json_number(row["t.ratio"]),
+             "p_value": json_number(row["p.value"])}
+            for _, row in con.iterrows()
+        ]
+        _dump({"emmeans": means, "contrasts": contrasts})
+    else:
+        sys.stdout.write(str(emm))
+        if con is not None:
+            sys.stdout.write("\n" + format_contrasts(con))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report}.get(args.command)
+        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans}.get(args.command)
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

@@ -68,9 +68,12 @@ class LinearMixedModel:
         contrasts: dict[str, str] | None = None,
         na_action: str = "omit",
         control: OptimizerControl | None = None,
+        weights: object = None,
+        offset: object = None,
     ) -> "LinearMixedModel":
-        """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor)."""
-        design = build_design(formula, data, warn=True, contrasts=contrasts)
+        """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor;
+        ``weights``, ``offset``: column names or vectors, as lme4's)."""
+        design = build_design(formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset)
         return cls(design, reml=reml, data_name=data_name, na_action=na_action, control=control)
 
     def _like(self, design: Design, reml: bool) -> "LinearMixedModel":
@@ -96,20 +99,51 @@ class LinearMixedModel:
 
     @cached_property
     def y_shift(self) -> tuple[int, float] | None:
-        """``(column, mean(y))`` when X has a column of ones, else None.
+        """``(column, mean(y − offset))`` when X has a column of ones, else None.
 
-        The cross-products use ``y − mean(y)``: the shift lies in the column space of X, so every
+        The cross-products use ``y − offset − mean``: the shift lies in the column space of X, so every
         quantity but that column's coefficient is unchanged, and the residual sum of squares is not
         formed from an uncentred ``y'y`` (which loses precision when mean(y) ≫ sd(y)).
         """
         ones = np.flatnonzero(np.all(self.design.X == 1.0, axis=0))
-        return (int(ones[0]), float(np.mean(self.design.y))) if ones.size else None
+        return (int(ones[0]), float(np.mean(self._y_minus_offset(self.design.y)))) if ones.size else None
+
+    def _y_minus_offset(self, y: np.ndarray) -> np.ndarray:
+        return y if self.design.offset is None else y - self.design.offset
+
+    @cached_property
+    def sqrt_weights(self) -> np.ndarray | None:
+        """``√wᵢ`` of the prior weights (None without weights): rows of ``[Z X y]`` are scaled by it."""
+        return None if self.design.weights is None else np.sqrt(self.design.weights)
+
+    @cached_property
+    def logdet_r(self) -> float:
+        """``log|R₀|`` of the relative residual covariance: ``−Σ log wᵢ`` with prior weights, else 0."""
+        return 0.0 if self.design.weights is None else -float(np.sum(np.log(self.design.weights)))
+
+    @cached_property
+    def engine_terms(self) -> tuple:
+        """The random-effects terms as the engine sees them (columns scaled by :attr:`sqrt_weights`)."""
+        sw = self.sqrt_weights
+        if sw is None:
+            return self.design.terms
+        return tuple(dataclasses.replace(t, z=t.z * sw[:, None]) for t in self.design.terms)
+
+    @cached_property
+    def engine_X(self) -> np.ndarray:
+        """X as the engine sees it (rows scaled by :attr:`sqrt_weights`)."""
+        sw = self.sqrt_weights
+        return self.design.X if sw is None else self.design.X * sw[:, None]
+
+    def engine_y(self, y: np.ndarray) -> np.ndarray:
+        """A response as the engine sees it: less the offset and the centring shift, scaled by :attr:`sqrt_weights`."""
+        out = self._y_minus_offset(y) - (self.y_shift[1] if self.y_shift else 0.0)
+        return out if self.sqrt_weights is None else out * self.sqrt_weights
 
     @cached_property
     def crossprods(self) -> CrossProducts:
-        """Cross-products of ``[Z X y]`` (computed once; ``y`` centred, see :attr:`y_shift`)."""
-        y = self.design.y - (self.y_shift[1] if self.y_shift else 0.0)
-        return CrossProducts.from_arrays(self.design.terms, self.design.X, y)
+        """Cross-products of the engine's ``[Z X y]`` (computed once)."""
+        return CrossProducts.from_arrays(self.engine_terms, self.engine_X, self.engine_y(self.design.y))
 
     @cached_property
     def factor(self) -> BlockedCholesky:
@@ -139,8 +173,7 @@ class LinearMixedModel:
         if not np.all(np.isfinite(y)):
             raise ModelError("the new response has missing or infinite values")
         new = self._like(dataclasses.replace(self.design, y=y), self.reml)
-        centred = y - (new.y_shift[1] if new.y_shift else 0.0)
-        cp = self.crossprods.with_response(self.design.terms, self.design.X, centred)
+        cp = self.crossprods.with_response(self.engine_terms, self.engine_X, new.engine_y(y))
         new.__dict__["crossprods"] = cp
         new.__dict__["factor"] = self.factor.with_crossproducts(cp)
         return new
@@ -154,7 +187,7 @@ class LinearMixedModel:
 
     def objective(self, theta: np.ndarray, reml: bool | None = None) -> float:
         """REML criterion or ML deviance at ``theta``."""
-        return Objective(self.factor, self.reml if reml is None else reml)(np.asarray(theta, dtype=float))
+        return Objective(self.factor, self.reml if reml is None else reml, self.logdet_r)(np.asarray(theta, dtype=float))
 
     def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True, warn: bool = True):
         """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`.
@@ -164,7 +197,7 @@ class LinearMixedModel:
         """
         from .results import LinearMixedModelResults
 
-        obj = Objective(self.factor, self.reml)
+        obj = Objective(self.factor, self.reml, self.logdet_r)
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         if x0.shape != self.theta_start.shape:
             raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")

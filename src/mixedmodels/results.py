@@ -231,7 +231,7 @@ class LinearMixedModelResults(ResultsAccessors):
             return self.objective
         from .engine import Objective
 
-        return Objective(self.factor, reml=False).value_at_factor(self.factor)
+        return Objective(self.factor, reml=False, logdet_r=self.model.logdet_r).value_at_factor(self.factor)
 
     @property
     def reml_criterion(self) -> float | None:
@@ -348,8 +348,9 @@ class LinearMixedModelResults(ResultsAccessors):
     # ------------------------------------------------------------------ fitted values
     @cached_property
     def fitted_fixed(self) -> np.ndarray:
-        """``Xβ̂`` (population-level fitted values)."""
-        return self.model.design.X @ self.beta
+        """``Xβ̂`` plus the offset (population-level fitted values)."""
+        d = self.model.design
+        return d.X @ self.beta + (0.0 if d.offset is None else d.offset)
 
     @cached_property
     def fitted(self) -> np.ndarray:
@@ -393,7 +394,7 @@ class LinearMixedModelResults(ResultsAccessors):
 
         from formulaic.errors import DataMismatchWarning
 
-        from .formula.design import check_new_levels, prepare_newdata
+        from .formula.design import check_new_levels, offset_of, prepare_newdata
         from .formula.safety import evaluation_context
 
         if newdata is None:
@@ -409,7 +410,7 @@ class LinearMixedModelResults(ResultsAccessors):
                 X = np.asarray(d.fixed_spec.get_model_matrix(fframe, context=ctx, na_action="ignore"), dtype=float)
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"cannot build the fixed-effects matrix for newdata: {str(exc).splitlines()[0]}") from None
-        pred = X[:, d.kept_columns] @ self.beta
+        pred = X[:, d.kept_columns] @ self.beta + offset_of(d, frame)
         if not include_random:
             return pred
         for t, b in zip(self.model.terms, self._b_by_term):
@@ -458,8 +459,10 @@ class LinearMixedModelResults(ResultsAccessors):
                 u = rng.standard_normal((nsim, t.nlevels, t.p))
                 b = self.sigma * (u @ lam.T)  # (nsim, levels, p)
                 out += np.einsum("np,snp->ns", t.z, b[:, t.refs, :])
-        out += self.sigma * rng.standard_normal((n, nsim))
-        return out
+        noise = self.sigma * rng.standard_normal((n, nsim))
+        if self.model.sqrt_weights is not None:  # Var(εᵢ) = σ²/wᵢ
+            noise /= self.model.sqrt_weights[:, None]
+        return out + noise
 
     def refit(
         self, y: np.ndarray, *, check_convergence: bool = False, start: np.ndarray | None = None, warn: bool = True
@@ -530,6 +533,16 @@ class LinearMixedModelResults(ResultsAccessors):
         from .inference.anova import contest
 
         return contest(self, L, rhs=rhs, ddf=ddf)
+
+    @engine_threads
+    def emmeans(self, specs: str | list[str], by: str | list[str] | None = None, **kwargs: Any):
+        """Least-squares (estimated marginal) means as R's emmeans, with ``.table`` and ``.contrasts()``.
+
+        ``ddf`` (default Kenward–Roger for REML fits), ``weights``, ``level``: see ``inference.emmeans``.
+        """
+        from .inference.emmeans import emmeans
+
+        return emmeans(self, specs, by, **kwargs)
 
     @engine_threads
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:

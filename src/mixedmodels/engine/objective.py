@@ -1,10 +1,15 @@
-"""The profiled deviance (ML) and REML criterion as functions of θ alone.
+"""The one criterion: the REML criterion or ML deviance of a linear mixed model, read off the factor.
 
 With ``L`` the blocked factor at θ, ``r²`` the penalised residual sum of squares (the squared last
-diagonal element of ``L``), ``n`` observations and ``p`` fixed effects (Bates et al. 2015, eqs. 34, 41)::
+diagonal element of ``L``), ``n`` observations, ``p`` fixed effects, ``c = n − p`` (REML) or ``n``
+(ML), and ``log|R₀|`` the log-determinant of the relative residual covariance ``R = σ² R₀``
+(``−Σ log wᵢ`` for prior weights, 0 for iid residuals; Bates et al. 2015, eqs. 34, 41)::
 
-    ML:   d(θ)   = log|L_θ|² + n (1 + log(2π r² / n))
-    REML: d_R(θ) = log|L_θ|² + log|R_X|² + (n − p)(1 + log(2π r² / (n − p)))
+    profiled over σ:  d(θ)    = log|L_θ|² [+ log|R_X|²] + log|R₀| + c (1 + log(2π r² / c))
+    at a given σ:     d(θ, σ) = log|L_θ|² [+ log|R_X|²] + log|R₀| + r²/σ² + c log(2πσ²)
+
+Every caller — the fit, the results, Satterthwaite's df, the profile, the linear-model null —
+computes the criterion through :func:`criterion_value` (or :func:`criterion` on a factor).
 """
 
 from __future__ import annotations
@@ -16,6 +21,24 @@ import numpy as np
 from .factor import BlockedCholesky
 
 
+def criterion_value(r2: float, logdets: float, c: int, sigma: float | None = None) -> float:
+    """The criterion from its pieces: ``r²``, the sum of log-determinants, ``c`` and optionally σ."""
+    if sigma is not None:
+        s2 = sigma**2
+        return float(logdets + r2 / s2 + c * math.log(2.0 * math.pi * s2))
+    if r2 <= 0.0:  # a response reproduced exactly by the fixed effects: a degenerate fit
+        return -math.inf
+    return float(logdets + c * (1.0 + math.log(2.0 * math.pi * r2 / c)))
+
+
+def criterion(
+    f: BlockedCholesky, *, reml: bool, n: int, p: int, sigma: float | None = None, logdet_r: float = 0.0
+) -> float:
+    """REML criterion (``reml``) or ML deviance at an updated factor, profiled over σ unless ``sigma`` is given."""
+    logdets = f.logdet_z() + (f.logdet_x() if reml else 0.0) + logdet_r
+    return criterion_value(f.pwrss(), logdets, n - p if reml else n, sigma)
+
+
 class Objective:
     """Callable ``θ ↦`` ML deviance or REML criterion, counting its evaluations.
 
@@ -25,11 +48,14 @@ class Objective:
         Factor updated in place at each evaluation.
     reml : bool
         REML criterion instead of the ML deviance.
+    logdet_r : float
+        ``log|R₀|`` of the residual covariance (``−Σ log w`` for prior weights).
     """
 
-    def __init__(self, factor: BlockedCholesky, reml: bool) -> None:
+    def __init__(self, factor: BlockedCholesky, reml: bool, logdet_r: float = 0.0) -> None:
         self.factor = factor
         self.reml = reml
+        self.logdet_r = logdet_r
         self.n = factor.cp.n
         self.p = factor.r - 1
         self.evaluations = 0
@@ -38,12 +64,9 @@ class Objective:
         self.evaluations += 1
         return self.value_at_factor(self.factor.update(np.asarray(theta, dtype=float)))
 
-    def value_at_factor(self, f: BlockedCholesky) -> float:
-        """The objective read off an already updated factor."""
-        r2 = f.pwrss()
-        if r2 <= 0.0:  # a response reproduced exactly by the fixed effects: a degenerate fit
-            return -math.inf
-        if self.reml:
-            dof = self.n - self.p
-            return f.logdet_z() + f.logdet_x() + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
-        return f.logdet_z() + self.n * (1.0 + math.log(2.0 * math.pi * r2 / self.n))
+    def value_at_factor(self, f: BlockedCholesky, sigma: float | None = None) -> float:
+        """The objective read off an already updated factor (at ``sigma`` if given)."""
+        return criterion(f, reml=self.reml, n=self.n, p=self.p, sigma=sigma, logdet_r=self.logdet_r)
+
+
+

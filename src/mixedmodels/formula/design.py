@@ -34,6 +34,7 @@ from .coding import check_predictor_types, coerce_columns, empty_strings, label,
 from .naming import factor_levels, r_column_names
 from .parse import ParsedFormula, parse_formula
 from .safety import CONTRASTS, Atom, _unknown_column, evaluation_context, formulaic_aliases, translate
+from .weights import OFFSET, WEIGHTS, as_row_vector, check_weights
 
 __all__ = [
     "Design",
@@ -88,6 +89,14 @@ class Design:
         Contrast coding asked for per factor (``{"x": "sum"}``); factors not named use treatment coding.
     fixed_atoms : dict
         formulaic's expression of each fixed-effects factor → its R name (:class:`.safety.Atom`).
+    weights : numpy.ndarray or None
+        Prior (precision) weights of the rows used, ``Var(εᵢ) = σ²/wᵢ``.
+    offset : numpy.ndarray or None
+        The offset of the rows used (``offset=`` plus the formula's ``offset()`` terms).
+    offset_column : str or None
+        The column ``offset=`` named (read again from new data by ``predict``).
+    offset_array : bool
+        ``offset=`` was given as a vector (which new data cannot supply).
     degenerate : str or None
         Why a fit is degenerate (a constant response, or one the fixed effects reproduce exactly), else None.
     aliases : dict
@@ -114,6 +123,10 @@ class Design:
     fixed_atoms: dict[str, Atom] = field(default_factory=dict, repr=False)
     aliases: dict[str, str] = field(default_factory=dict, repr=False)
     degenerate: str | None = None
+    weights: np.ndarray | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, repr=False)
+    offset_column: str | None = None
+    offset_array: bool = False
 
     def formulaic_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its columns renamed as formulaic's model specs know them (:attr:`aliases`)."""
@@ -241,6 +254,26 @@ def prepare_newdata(design: Design, newdata: object) -> pd.DataFrame:
     return coerce_columns(frame, [g for t in design.terms for g in t.group_vars])
 
 
+def offset_of(design: Design, frame: pd.DataFrame) -> np.ndarray | float:
+    """The offset of new data ``frame`` (prepared by :func:`prepare_newdata`): the formula's ``offset()`` terms and
+    the ``offset=`` column; 0 for a model without one."""
+    if design.offset is None:
+        return 0.0
+    if design.offset_array:
+        raise DataError("the model's offset was given as a vector, which new data cannot supply; give it as a column name")
+    total = np.zeros(len(frame))
+    if design.offset_column is not None:
+        vec = as_row_vector(frame, design.offset_column, "offset")
+        total = total + vec.to_numpy()
+    cols = list(frame.columns)
+    aliases = formulaic_aliases(cols)
+    fframe = frame.rename(columns=aliases) if aliases else frame
+    for expr in design.formula.offsets:
+        tr = translate(f"I({expr})", cols, aliases=aliases)
+        total = total + np.asarray(_matrix(f"0 + {tr.text}", fframe, evaluation_context(), "the offset"), dtype=float)[:, 0]
+    return total
+
+
 def check_new_levels(design: Design, frame: pd.DataFrame) -> None:
     """Raise if a factor of the fixed effects has, in ``frame``, a level it did not have in fitting.
 
@@ -341,7 +374,13 @@ def exact_response(y: np.ndarray, X: np.ndarray, name: str) -> str | None:
 
 
 def build_design(
-    formula: str | ParsedFormula, data: pd.DataFrame, *, warn: bool = True, contrasts: dict[str, str] | None = None
+    formula: str | ParsedFormula,
+    data: pd.DataFrame,
+    *,
+    warn: bool = True,
+    contrasts: dict[str, str] | None = None,
+    weights: Any = None,
+    offset: Any = None,
 ) -> Design:
     """Evaluate ``formula`` on ``data``.
 
@@ -357,6 +396,9 @@ def build_design(
         Contrast coding per factor of the fixed effects, ``{"column": "sum" | "treatment"}``
         (R's ``contrasts = list(x = "contr.sum")``; ``"contr.sum"`` and ``"contr.treatment"`` are
         accepted too). Treatment coding is the default.
+    weights, offset : str or array-like, optional
+        Prior (precision) weights and an offset, as a column name or one value per row
+        (lme4's ``weights =`` and ``offset =``); ``offset(expr)`` terms of the formula add to the offset.
 
     Returns
     -------
@@ -377,11 +419,14 @@ def build_design(
         for g in spec.group:
             if g not in data.columns:
                 raise _unknown_column(g, cols, f"({spec.expr} | {spec.group_label})")
+    offset_trs = [translate(f"I({expr})", cols, aliases=aliases) for expr in parsed.offsets]  # as a value, not a formula
     used = response.used | fixed.used | set(group_vars)
-    for tr in term_trs:
+    for tr in term_trs + offset_trs:
         used |= tr.used
 
     frame = data[[c for c in cols if c in used]]
+    vectors = {WEIGHTS: as_row_vector(data, weights, "weights"), OFFSET: as_row_vector(data, offset, "offset")}
+    frame = frame.assign(**{k: v for k, v in vectors.items() if v is not None})
     complete = frame.notna().all(axis=1).to_numpy()
     n_dropped = int((~complete).sum())
     frame = frame.loc[complete]
@@ -398,6 +443,10 @@ def build_design(
 
     if n_dropped:
         note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
+    prior_weights = frame.pop(WEIGHTS).to_numpy() if WEIGHTS in frame else None
+    offset_values = frame.pop(OFFSET).to_numpy() if OFFSET in frame else None
+    if prior_weights is not None:
+        check_weights(prior_weights)
     frame = coerce_columns(frame, group_vars)
     predictors = fixed.used.union(*(tr.used for tr in term_trs))
     check_predictor_types(frame, [c for c in frame.columns if c in predictors | response.used])
@@ -438,7 +487,13 @@ def build_design(
         )
     if msg := scale_warning(X_full[:, kept]):
         note(msg, ScaleWarning)
-    degenerate = exact_response(y, X_full[:, kept], parsed.response)
+    for expr, tr in zip(parsed.offsets, offset_trs):
+        column = np.asarray(_matrix(f"0 + {tr.text}", fframe, ctx, "the offset"), dtype=float)
+        if column.shape[1] != 1 or not np.all(np.isfinite(column)):
+            raise DataError(f"offset({expr}) must be one finite number per row")
+        offset_values = column[:, 0] if offset_values is None else offset_values + column[:, 0]
+    y_model = y if offset_values is None else y - offset_values
+    degenerate = exact_response(y_model, X_full[:, kept], parsed.response)
     if degenerate:
         note(degenerate, DataWarning)
     n = len(y)
@@ -497,4 +552,8 @@ def build_design(
         fixed_atoms=dict(fixed.atoms),
         aliases=aliases,
         degenerate=degenerate,
+        weights=prior_weights,
+        offset=offset_values,
+        offset_column=offset if isinstance(offset, str) else None,
+        offset_array=offset is not None and not isinstance(offset, str),
     )

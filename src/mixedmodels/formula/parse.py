@@ -59,12 +59,15 @@ class ParsedFormula:
         Right-hand side without the random-effects terms (``"1"`` if nothing is left).
     random : tuple of RandomTermSpec
         Expanded random-effects terms in the order written.
+    offsets : tuple of str
+        Expressions of ``offset(expr)`` terms (known parts of the linear predictor, coefficient 1).
     """
 
     text: str
     response: str
     fixed: str
     random: tuple[RandomTermSpec, ...]
+    offsets: tuple[str, ...] = ()
 
 
 def _scan(text: str) -> Iterator[tuple[int, str, int]]:
@@ -210,6 +213,7 @@ def parse_formula(text: str) -> ParsedFormula:
 
     fixed_parts: list[str] = []
     random: list[RandomTermSpec] = []
+    offsets: list[str] = []
     for piece in _split_top(rhs, "+"):
         piece = piece.strip()
         if not piece:
@@ -225,6 +229,14 @@ def parse_formula(text: str) -> ParsedFormula:
         if piece:
             if any(ch == "|" for _, ch, _ in _scan(piece)):
                 raise FormulaError(f"a '|' must be inside parentheses, as in '(1 | g)': {piece!r} in {text!r}")
+            if piece.startswith("offset(") and piece.endswith(")") and next(
+                i for i, ch, depth in _scan(piece) if ch == ")" and depth == 0
+            ) == len(piece) - 1:
+                inner = piece[len("offset(") : -1].strip()
+                if not inner:
+                    raise FormulaError(f"offset() needs an expression, as in offset(log(exposure)), in {text!r}")
+                offsets.append(inner)
+                continue
             fixed_parts.append(piece)
     fixed = ""
     for part in fixed_parts:
@@ -233,4 +245,4 @@ def parse_formula(text: str) -> ParsedFormula:
         fixed = f"1 {fixed}".strip()
     if any(ch == "|" for _, ch, _ in _scan(response)):
         raise FormulaError(f"the response {response!r} cannot contain '|'")
-    return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random))
+    return ParsedFormula(text=text, response=response, fixed=fixed, random=tuple(random), offsets=tuple(offsets))

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..engine.objective import criterion
 from ..engine.threads import blas_policy
 from ..exceptions import ConvergenceWarning, ModelError, warn_user
 from .bootstrap import _progress, parametric_bootstrap, progress_enabled
@@ -99,7 +100,7 @@ class _Profiler:
         """ML deviance with β profiled out and σ not: ``r²/σ² + n log 2πσ² + log|L|²``."""
         theta, sigma = self.vp.to_theta(phi)
         f = self.factor.update(theta)
-        return float(f.pwrss() / sigma**2 + self.n * math.log(2 * math.pi * sigma**2) + f.logdet_z())
+        return criterion(f, reml=False, n=self.n, p=self.ml.nfixed, sigma=sigma, logdet_r=self.ml.model.logdet_r)
 
     def _minimise_others(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         lower, upper = self.vp.bounds()

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..engine.crossprod import z_matrix
 from ..exceptions import ModelError
+from ..engine.objective import criterion_value
 from ..engine.threads import blas_policy
 from .numdiff import D_HESSIAN, hessian, jacobian
 
@@ -61,8 +62,7 @@ class Satterthwaite:
             d(θ, σ) = r²(θ)/σ² + c log(2πσ²) + log|L_θ|² [+ log|R_X|² for REML],  c = n (ML) or n − p (REML)
         """
         r2, logdets, _ = self._at_theta(varpar[:-1])
-        s2 = varpar[-1] ** 2
-        return float(r2 / s2 + self._c * np.log(2 * np.pi * s2) + logdets)
+        return criterion_value(r2, logdets + self.result.model.logdet_r, self._c, sigma=float(varpar[-1]))
 
     @property
     def _c(self) -> int:
@@ -208,8 +208,8 @@ class KenwardRoger:
 
     def _compute(self) -> None:
         res = self.result
-        terms = res.model.terms
-        X = res.model.design.X
+        terms = res.model.engine_terms  # rows scaled by √w: the residual covariance is σ²I there
+        X = res.model.engine_X
         n, p = X.shape
         Z = sp.hstack([z_matrix(t) for t in terms]).tocsr()
         KZZ = (Z.T @ Z).tocsr()

@@ -108,7 +108,8 @@ def implied_covariance(
     if key not in labels:
         raise DataError(f"level {level!r} of {group!r} is not in the data")
     rows = np.flatnonzero(t0.refs == labels.index(key))
-    V = sigma2 * np.eye(rows.size)
+    w = result.model.design.weights
+    V = sigma2 * np.diag(np.ones(rows.size) if w is None else 1.0 / w[rows])  # Var(εᵢ) = σ²/wᵢ
     for t, G in zip(terms, covs):
         z = t.z[rows]
         same = t.refs[rows][:, None] == t.refs[rows][None, :]

@@ -267,6 +267,8 @@ def _check_fit(fit: Any, name: str) -> None:
         )
     if not fit.reml:
         raise ModelError(f"the exact RLRT needs REML fits; {name} was fitted by ML (refit with REML=True)")
+    if fit.model.design.weights is not None or fit.model.design.offset is not None:
+        raise ModelError(f"the exact RLRT does not take prior weights or offsets yet ({name} has them); use mm.bootstrap_lrt")
 
 
 def _single_scalar_term(fit: "LinearMixedModelResults", what: str) -> "RandomEffectsTerm":
