@@ -164,3 +164,22 @@ def test_save_load_keeps_na_action_contrasts_and_control(tmp_path):
     assert back.params.to_numpy() == pytest.approx(fit.params.to_numpy(), rel=1e-10)
     assert back.model.na_action == "exclude" and back.model.control.optimizer == "nelder_mead"
     assert len(back.fittedvalues) == len(co2) and back.fittedvalues.isna().sum() == 2
+
+
+def test_save_load_keeps_weights_offsets_and_residual_structure(tmp_path):
+    from pathlib import Path
+
+    ref = Path(__file__).parent / "reference" / "data"
+    ws = pd.read_csv(ref / "weights_sleepstudy.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Reaction ~ Days + offset(log(e)) + (Days | Subject)", ws, weights="w", offset="e")
+        back = mm.load(fit.save(tmp_path / "w.json"))
+        assert back.loglik == pytest.approx(fit.loglik, abs=1e-10)
+        new = ws.head(3)
+        assert back.predict(new) == pytest.approx(fit.predict(new))
+        trial = pd.read_csv(ref / "residual_trial.csv")
+        mfit = mm.mmrm("y ~ arm * visit + base + ar1(visit | id)", trial)
+        mback = mm.load(mfit.save(tmp_path / "m.json"))
+    assert mback.loglik == pytest.approx(mfit.loglik, abs=1e-10)
+    assert mback.residual_covariance.to_numpy() == pytest.approx(mfit.residual_covariance.to_numpy())

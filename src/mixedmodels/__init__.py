@@ -29,6 +29,35 @@ from .results import LinearMixedModelResults
 
 __version__ = "0.1.0"
 
+
+def mmrm(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    weights: str | Sequence[float] | None = None,
+    control: OptimizerControl | dict | None = None,
+    data_name: str | None = None,
+) -> LinearMixedModelResults:
+    """Fit a mixed model for repeated measures as R's ``mmrm``: ``mm.mmrm("y ~ arm * visit + us(visit | id)", data)``.
+
+    The covariance term (``us``, ``toep``, ``toeph``, ``ar1``, ``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``,
+    ``sp_exp``/``car1``, ``diag``; ``(visit | arm / id)`` for one covariance per arm) is the residual
+    structure; the formula may also have lme4 random-effects terms. Fitted by REML with Satterthwaite's
+    df, mmrm's defaults.
+    """
+    from .covariance.residual_spec import extract_residual
+
+    rest, spec = extract_residual(formula)
+    if spec is None:
+        raise FormulaError(
+            f"an mmrm formula needs a covariance term such as us(visit | subject); none in {formula!r}"
+        )
+    model = LinearMixedModel.from_formula(
+        rest, data, reml=REML, data_name=data_name, control=OptimizerControl.make(control), weights=weights, residual=spec
+    )
+    return model.fit()
+
 _LAZY = {
     "compare": ("mixedmodels.inference.compare", "compare"),
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
@@ -59,6 +88,7 @@ def lmer(
     na_action: str = "omit",
     weights: str | Sequence[float] | None = None,
     offset: str | Sequence[float] | None = None,
+    residual: str | None = None,
     data_name: str | None = None,
 ) -> LinearMixedModelResults:
     """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE, control, start, contrasts, na.action)``.
@@ -87,6 +117,11 @@ def lmer(
         Prior (precision) weights, a column name or one value per row: ``Var(εᵢ) = σ²/wᵢ`` (lme4's ``weights``).
     offset : str or sequence of float, optional
         A known part of the linear predictor (lme4's ``offset``); ``offset(x)`` in the formula works too.
+    residual : str, optional
+        A residual covariance structure within subjects, ``"ar1(visit | subject)"``: ``us``, ``toep``,
+        ``toeph``, ``ar1``, ``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``, ``diag``, ``car1`` (numeric time),
+        optionally per group, ``"us(visit | arm / subject)"`` (as nlme's ``correlation``/``weights`` and
+        mmrm's covariance terms). Default: iid residuals, lme4's model.
     data_name : str, optional
         Name shown in the summary.
 
@@ -97,7 +132,7 @@ def lmer(
     ctl = OptimizerControl.make(control, optimizer)
     model = LinearMixedModel.from_formula(
         formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl,
-        weights=weights, offset=offset,
+        weights=weights, offset=offset, residual=residual,
     )
     if isinstance(start, dict):
         unknown = set(start) - {"theta"}
@@ -109,6 +144,7 @@ def lmer(
 
 __all__ = [
     "lmer",
+    "mmrm",
     "LinearMixedModel",
     "LinearMixedModelResults",
     "LinearModelResults",

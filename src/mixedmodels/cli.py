@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     fit = sub.add_parser("fit", help="fit a linear mixed model and print its summary")
     _data_options(fit)
+    _model_options(fit)
     fit.add_argument("--formula", "-f", required=True, help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     anova = sub.add_parser("anova", help="Type III ANOVA table of the fixed effects with F-tests")
     _data_options(anova)
+    _model_options(anova)
     anova.add_argument("--formula", "-f", required=True, help="lme4 formula")
     anova.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     anova.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger"], help="denominator df method")
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compare", help="compare nested models: AIC, BIC, likelihood-ratio tests")
     _data_options(comp)
+    _model_options(comp)
     comp.add_argument("--formula", "-f", action="append", required=True,
                       help="a model formula (give two or more); a formula without (…|…) terms is a linear model")
     comp.add_argument("--name", "-n", action="append", metavar="NAME",
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emm = sub.add_parser("emmeans", help="least-squares (estimated marginal) means and their contrasts, as R's emmeans")
     _data_options(emm)
+    _model_options(emm, weights=False)
     emm.add_argument("--formula", "-f", required=True, help="lme4 formula")
     emm.add_argument("--specs", "-s", required=True, help="factors whose means are wanted, by-factors after '|', e.g. 'arm | visit'")
     emm.add_argument("--contrast", "-c", choices=["pairwise", "revpairwise", "trt.vs.ctrl"], help="also these contrasts within each by-group")
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="write a self-contained HTML report of a fitted model")
     _data_options(rep)
+    _model_options(rep)
     rep.add_argument("--formula", "-f", required=True, help="lme4 formula")
     rep.add_argument("--output", "-o", required=True, help="HTML file to write")
     rep.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
@@ -127,6 +132,15 @@ def _read(args: argparse.Namespace):
     return args._frame
 
 
+def _model_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
+    parser.add_argument("--residual", metavar="SPEC",
+                        help="residual covariance within subjects, e.g. 'us(visit | subject)', 'ar1(visit | arm / subject)', "
+                             "'car1(time | subject)' (structures: us toep toeph ar1 ar1h cs csh ad adh diag car1)")
+    if weights:
+        parser.add_argument("--weights", dest="prior_weights", metavar="COL",
+                            help="column of prior (precision) weights, as lme4's weights=")
+
+
 def _sim_options(parser: argparse.ArgumentParser, nsim: int | None) -> None:
     if nsim is not None:
         parser.add_argument("--nsim", type=int, default=nsim, help=f"simulations for bootstrap/RLRT (default {nsim})")
@@ -137,6 +151,7 @@ def _sim_options(parser: argparse.ArgumentParser, nsim: int | None) -> None:
 
 def _load_fit(args: argparse.Namespace, formula: str, reml: bool):
     """Read the data and fit the model (a linear model when the formula has no random effects)."""
+    from .exceptions import ModelError
     from .formula.parse import parse_formula
     from .linear import LinearModelResults
     from .model import LinearMixedModel
@@ -145,9 +160,14 @@ def _load_fit(args: argparse.Namespace, formula: str, reml: bool):
     with warnings.catch_warnings():
         # warnings are reported in the summary / JSON rather than on stderr
         warnings.simplefilter("ignore")
-        if not parse_formula(formula).random:
+        residual = getattr(args, "residual", None)
+        weights = getattr(args, "prior_weights", None)
+        if not parse_formula(formula).random and residual is None:
+            if weights is not None:
+                raise ModelError("--weights needs a mixed model (random effects or --residual)")
             return LinearModelResults.from_formula(formula, frame, reml=reml, data_name=name), frame, name
-        return LinearMixedModel.from_formula(formula, frame, reml=reml, data_name=name).fit(), frame, name
+        model = LinearMixedModel.from_formula(formula, frame, reml=reml, data_name=name, residual=residual, weights=weights)
+        return model.fit(), frame, name
 
 
 def _progress(args: argparse.Namespace) -> bool | None:

@@ -9,11 +9,19 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .engine import BlockedCholesky, CrossProducts, Objective
+from .covariance.binding import bind
+from .engine import BlockedCholesky, CrossProducts
+from .engine.objective import criterion
+from .engine.residual import Whitening
 from .engine.threads import blas_policy
 from .exceptions import ModelError
+from .covariance.residual_spec import parse_residual
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
+
+
+#: The criterion where the residual covariance cannot be factored (large, finite: BOBYQA needs numbers).
+_UNREACHABLE = 1e300
 
 
 class LinearMixedModel:
@@ -33,6 +41,9 @@ class LinearMixedModel:
         (``"exclude"``, R's ``na.exclude``).
     control : OptimizerControl, optional
         Optimizer and its settings (lme4's ``lmerControl``).
+    residual : str or ResidualSpec, optional
+        A residual covariance structure within subjects, ``"us(visit | subject)"`` (see
+        :mod:`mixedmodels.covariance`); its columns must be in the design's frame. Default: iid σ²I.
     """
 
     def __init__(
@@ -43,10 +54,11 @@ class LinearMixedModel:
         data_name: str | None = None,
         na_action: str = "omit",
         control: OptimizerControl | None = None,
+        residual: object = None,
     ) -> None:
         if na_action not in ("omit", "exclude"):
             raise ModelError(f"na_action must be 'omit' or 'exclude', got {na_action!r}")
-        if not design.terms:
+        if not design.terms and residual is None:
             raise ModelError("the formula has no random-effects terms such as (1 | g); fit a linear model instead")
         n, p = design.X.shape
         if reml and n <= p:
@@ -56,6 +68,7 @@ class LinearMixedModel:
         self.data_name = data_name
         self.na_action = na_action
         self.control = control if control is not None else OptimizerControl()
+        self.residual_spec = None if residual is None else (parse_residual(residual) if isinstance(residual, str) else residual)
 
     @classmethod
     def from_formula(
@@ -70,16 +83,22 @@ class LinearMixedModel:
         control: OptimizerControl | None = None,
         weights: object = None,
         offset: object = None,
+        residual: object = None,
     ) -> "LinearMixedModel":
         """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor;
-        ``weights``, ``offset``: column names or vectors, as lme4's)."""
-        design = build_design(formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset)
-        return cls(design, reml=reml, data_name=data_name, na_action=na_action, control=control)
+        ``weights``, ``offset``: column names or vectors, as lme4's; ``residual``: a residual structure)."""
+        spec = parse_residual(residual) if isinstance(residual, str) else residual
+        design = build_design(
+            formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset,
+            extra_columns=spec.columns if spec is not None else (),
+        )
+        return cls(design, reml=reml, data_name=data_name, na_action=na_action, control=control, residual=spec)
 
     def _like(self, design: Design, reml: bool) -> "LinearMixedModel":
         """A model of the same kind and settings on another design or criterion."""
         return LinearMixedModel(
-            design, reml=reml, data_name=self.data_name, na_action=self.na_action, control=self.control
+            design, reml=reml, data_name=self.data_name, na_action=self.na_action, control=self.control,
+            residual=self.residual_spec,
         )
 
     @property
@@ -150,20 +169,75 @@ class LinearMixedModel:
         """The blocked Cholesky factor, updated by each objective evaluation."""
         return BlockedCholesky(self.design.terms, self.crossprods)
 
+    # ------------------------------------------------------------------ parameters: θ (G-side), then ρ (R-side)
+    @cached_property
+    def whitening(self) -> Whitening | None:
+        """The residual structure bound to the rows, ready to whiten (None for iid residuals)."""
+        if self.residual_spec is None:
+            return None
+        binding = bind(self.residual_spec, self.design.frame)
+        return Whitening(binding.structure(), binding, self.engine_terms, self.engine_X, self.engine_y(self.design.y))
+
+    @property
+    def residual_structure(self):
+        """The residual covariance structure (None for iid residuals)."""
+        return None if self.whitening is None else self.whitening.structure
+
+    @property
+    def n_theta(self) -> int:
+        """Number of random-effects covariance parameters θ (the first entries of the parameter vector)."""
+        return sum(t.ntheta for t in self.terms)
+
+    @cached_property
+    def _rho_start(self) -> np.ndarray:
+        w = self.whitening
+        if w is None:
+            return np.zeros(0)
+        d = self.design
+        beta = np.linalg.lstsq(d.X, self._y_minus_offset(d.y), rcond=None)[0]
+        return w.structure.start(resid=self._y_minus_offset(d.y) - d.X @ beta, binding=w.binding)
+
     @property
     def theta_start(self) -> np.ndarray:
-        """lme4's starting values (identity λ for every term)."""
-        return np.concatenate([t.theta_start for t in self.terms])
+        """Start of the parameters: lme4's (identity λ for every term), then the residual structure's."""
+        return np.concatenate([t.theta_start for t in self.terms] + [self._rho_start])
 
     @property
     def lower_bounds(self) -> np.ndarray:
-        """Lower bounds on θ: 0 for diagonal elements of each λ, -inf otherwise."""
-        return np.concatenate([t.lower_bounds for t in self.terms])
+        """Lower bounds: 0 for diagonal elements of each λ, -inf otherwise (the residual parameters are unconstrained)."""
+        return np.concatenate([t.lower_bounds for t in self.terms] + [np.full(self._rho_start.size, -np.inf)])
 
     @property
     def theta_names(self) -> list[str]:
-        """lme4's names for the elements of θ."""
-        return [name for t in self.terms for name in t.theta_names]
+        """lme4's names for θ, then the residual structure's parameter names."""
+        names = [name for t in self.terms for name in t.theta_names]
+        w = self.whitening
+        return names + ([] if w is None else [f"residual.{n}" for n in w.structure.names])
+
+    def state(self, params: np.ndarray, *, fresh: bool = False) -> tuple[BlockedCholesky, float]:
+        """The factor updated at ``params`` (θ, then ρ) and ``log|R₀|``; ``fresh``: a factor of its own.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When the residual covariance at ρ is not numerically positive definite.
+        """
+        params = np.asarray(params, dtype=float)
+        if self.whitening is None:
+            f = BlockedCholesky(self.design.terms, self.crossprods) if fresh else self.factor
+            return f.update(params), self.logdet_r
+        k = self.n_theta
+        cp, logdet_c = self.whitening.at(params[k:])
+        return self.factor.with_crossproducts(cp).update(params[:k]), self.logdet_r + logdet_c
+
+    def criterion_at(self, params: np.ndarray, *, reml: bool | None = None, sigma: float | None = None) -> float:
+        """The criterion (REML or ML, profiled over σ unless ``sigma``) at ``params``: the one objective of the model."""
+        try:
+            f, logdet_r = self.state(params)
+        except np.linalg.LinAlgError:  # a residual covariance too close to singular to factor
+            return _UNREACHABLE
+        reml = self.reml if reml is None else reml
+        return criterion(f, reml=reml, n=self.nobs, p=self.design.X.shape[1], sigma=sigma, logdet_r=logdet_r)
 
     def with_response(self, y: np.ndarray) -> "LinearMixedModel":
         """The same model for a new response vector (same rows, X and Z), sharing Z's cross-products and structure."""
@@ -186,8 +260,8 @@ class LinearMixedModel:
         return new
 
     def objective(self, theta: np.ndarray, reml: bool | None = None) -> float:
-        """REML criterion or ML deviance at ``theta``."""
-        return Objective(self.factor, self.reml if reml is None else reml, self.logdet_r)(np.asarray(theta, dtype=float))
+        """REML criterion or ML deviance at ``theta`` (θ, then any residual parameters)."""
+        return self.criterion_at(theta, reml=reml)
 
     def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True, warn: bool = True):
         """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`.
@@ -197,7 +271,7 @@ class LinearMixedModel:
         """
         from .results import LinearMixedModelResults
 
-        obj = Objective(self.factor, self.reml, self.logdet_r)
+        obj = self.criterion_at
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         if x0.shape != self.theta_start.shape:
             raise ModelError(f"start must have {self.theta_start.size} elements, got {x0.size}")

@@ -175,6 +175,8 @@ def bobyqa(
     x, f, return_code
     """
     n = len(x0)
+    if n == 0:  # nothing to optimise (a marginal model with iid residuals): the criterion at its only point
+        return np.zeros(0), float(fun(np.zeros(0))), 1
     opt = nlopt.opt(_ALGORITHMS[algorithm], n)
     opt.set_min_objective(lambda x, grad: fun(x))
     opt.set_lower_bounds(np.asarray(lower, dtype=float))

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
+from .covariance.residual_spec import parse_residual
 from .optimize import FitRecord, OptimizerControl
 
 if TYPE_CHECKING:
@@ -103,11 +104,16 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
             "na_action": result.model.na_action,
             "contrasts": dict(d.contrasts),
             "control": dataclasses.asdict(result.model.control),
+            "residual": None if result.model.residual_spec is None else str(result.model.residual_spec),
+            "has_weights": result.model.design.weights is not None,
         },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
         "data": {
             "nrows": int(len(frame)),
             "row_index": _labels(d.row_index),
+            "weights": None if d.weights is None else [float(v) for v in d.weights],
+            "offset": None if d.offset_argument is None else [float(v) for v in d.offset_argument],
+            "offset_column": d.offset_column,
             **({"data_index": _labels(d.data_index)} if result.model.na_action == "exclude" and d.data_index is not None else {}),
             "n_dropped": int(d.n_dropped),
             "messages": list(d.messages),
@@ -152,13 +158,25 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
         theta = np.asarray(fit_doc["theta"], dtype=float)
         objective = float(fit_doc["objective"])
         contrasts = model_doc.get("contrasts") or None
-        design = build_design(model_doc["formula"], frame, warn=False, contrasts=contrasts)
+        residual = model_doc.get("residual")
+        if model_doc.get("has_weights") or data_doc.get("weights") is not None:
+            weights = np.asarray(data_doc["weights"], dtype=float)
+        else:
+            weights = None
+        offset = np.asarray(data_doc["offset"], dtype=float) if data_doc.get("offset") is not None else None
+        spec_columns = parse_residual(residual).columns if residual else ()
+        design = build_design(
+            model_doc["formula"], frame, warn=False, contrasts=contrasts, weights=weights, offset=offset,
+            extra_columns=spec_columns,
+        )
         design = dataclasses.replace(
             design,
             n_dropped=int(data_doc.get("n_dropped", 0)),
             messages=tuple(data_doc.get("messages", ())),
             row_index=pd.Index(data_doc.get("row_index", range(n))),
             data_index=pd.Index(data_doc["data_index"]) if "data_index" in data_doc else None,
+            offset_column=data_doc.get("offset_column"),
+            offset_array=offset is not None and data_doc.get("offset_column") is None,
         )
         model = LinearMixedModel(
             design,
@@ -166,6 +184,7 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
             data_name=model_doc.get("data_name"),
             na_action=model_doc.get("na_action", "omit"),
             control=OptimizerControl.make(model_doc.get("control")),
+            residual=residual,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"saved fit is malformed: {type(exc).__name__}: {exc}") from None

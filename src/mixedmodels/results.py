@@ -57,7 +57,7 @@ class LinearMixedModelResults(ResultsAccessors):
         self.theta = np.asarray(theta, dtype=float)
         self.objective = float(objective)
         self.fit_record = fit_record
-        self.factor = BlockedCholesky(model.terms, model.crossprods).update(self.theta)
+        self.factor, self.logdet_r = model.state(self.theta, fresh=True)
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -107,6 +107,18 @@ class LinearMixedModelResults(ResultsAccessors):
     def df_residual(self) -> int:
         """Residual degrees of freedom ``n − npar`` (lme4's ``df.residual``)."""
         return self.nobs - self.npar
+
+    @property
+    def rho(self) -> np.ndarray:
+        """Parameters of the residual covariance structure (unconstrained; empty for iid residuals)."""
+        return self.theta[self.model.n_theta :]
+
+    @property
+    def residual_covariance(self) -> pd.DataFrame | None:
+        """``σ² C`` of the residual structure for a subject observed at every time (nlme's ``getVarCov``;
+        the first group's for group-specific structures); None for iid residuals."""
+        structure = self.model.residual_structure
+        return None if structure is None else structure.covariance(self.rho, self.sigma)
 
     @property
     def theta_names(self) -> list[str]:
@@ -229,9 +241,9 @@ class LinearMixedModelResults(ResultsAccessors):
         """ML deviance at θ̂ (for a REML fit, the ML deviance evaluated at the REML estimates, as lme4's ``deviance(m, REML=FALSE)``)."""
         if not self.reml:
             return self.objective
-        from .engine import Objective
+        from .engine.objective import criterion
 
-        return Objective(self.factor, reml=False, logdet_r=self.model.logdet_r).value_at_factor(self.factor)
+        return criterion(self.factor, reml=False, n=self.nobs, p=self.nfixed, logdet_r=self.logdet_r)
 
     @property
     def reml_criterion(self) -> float | None:
@@ -280,6 +292,8 @@ class LinearMixedModelResults(ResultsAccessors):
 
     @cached_property
     def _b_by_term(self) -> list[np.ndarray]:
+        if not self.model.terms:  # a marginal model (a residual structure only)
+            return []
         out, start = [], 0
         for t, lam in zip(self.model.terms, self.lambdas):
             u = self._u[start : start + t.q].reshape(t.nlevels, t.p)
@@ -450,6 +464,7 @@ class LinearMixedModelResults(ResultsAccessors):
         numpy.ndarray
             ``n × nsim`` array.
         """
+        self._require_iid_residuals("simulate")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         n = self.nobs
         base = (self.fitted_fixed if include_random else self.fitted)[:, None]
@@ -491,6 +506,16 @@ class LinearMixedModelResults(ResultsAccessors):
         if self.singular or not self.converged:
             starts += [model.theta_start, model.theta_off_boundary(self.theta)]
         return model.fit_best(starts, warn=warn)
+
+    def _require_iid_residuals(self, what: str) -> None:
+        """Raise for the methods not yet written for residual covariance structures."""
+        if self.model.residual_structure is not None:
+            from .exceptions import ModelError
+
+            raise ModelError(
+                f"{what} is not available yet for a model with a residual covariance structure "
+                f"({self.model.whitening.binding.spec}); Wald and Satterthwaite inference, compare() and predict() are"
+            )
 
     def emit_warnings(self) -> None:
         """Emit this fit's singular-fit and convergence warnings (as ``fit`` does), at the caller's line."""
@@ -550,6 +575,8 @@ class LinearMixedModelResults(ResultsAccessors):
 
         Boot takes ``nsim``, ``seed``, ``n_jobs`` and ``progress``; profile takes ``parm`` and ``progress``.
         """
+        if str(method).lower() != "wald":
+            self._require_iid_residuals(f"confint(method={method!r})")
         from .inference.confint import confint
 
         return as_table(confint(self, method, level, **kwargs))
@@ -557,6 +584,7 @@ class LinearMixedModelResults(ResultsAccessors):
     @engine_threads
     def profile(self, level: float = 0.95, **kwargs: Any):
         """Profile the ML deviance over every parameter; returns ``(intervals, Profile)`` (ζ traces for plots)."""
+        self._require_iid_residuals("profile")
         from .inference.confint import profile_intervals
 
         kwargs.setdefault("trace_points", True)
@@ -568,6 +596,7 @@ class LinearMixedModelResults(ResultsAccessors):
 
         ``ci=0.95`` (with ``nsim``, ``seed``, ``n_jobs``) adds parametric-bootstrap intervals.
         """
+        self._require_iid_residuals("icc")
         from .inference.partition import icc
 
         return as_table(icc(self, **kwargs))
@@ -575,6 +604,7 @@ class LinearMixedModelResults(ResultsAccessors):
     @engine_threads
     def r2(self, **kwargs: Any) -> dict[str, float]:
         """Nakagawa–Schielzeth marginal and conditional R² (``performance::r2_nakagawa``); ``ci=`` adds intervals."""
+        self._require_iid_residuals("r2")
         from .inference.partition import r2
 
         return r2(self, **kwargs)
@@ -582,6 +612,7 @@ class LinearMixedModelResults(ResultsAccessors):
     @engine_threads
     def implied_covariance(self, **kwargs: Any):
         """Marginal covariance and correlation of observations: ``group=, level=`` or ``newdata=`` (see ``inference.implied``)."""
+        self._require_iid_residuals("implied_covariance")
         from .inference.implied import implied_covariance
 
         return implied_covariance(self, **kwargs)

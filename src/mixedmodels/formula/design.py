@@ -97,6 +97,8 @@ class Design:
         The column ``offset=`` named (read again from new data by ``predict``).
     offset_array : bool
         ``offset=`` was given as a vector (which new data cannot supply).
+    offset_argument : numpy.ndarray or None
+        The part of :attr:`offset` given by ``offset=`` (without the formula's ``offset()`` terms).
     degenerate : str or None
         Why a fit is degenerate (a constant response, or one the fixed effects reproduce exactly), else None.
     aliases : dict
@@ -127,6 +129,7 @@ class Design:
     offset: np.ndarray | None = field(default=None, repr=False)
     offset_column: str | None = None
     offset_array: bool = False
+    offset_argument: np.ndarray | None = field(default=None, repr=False)
 
     def formulaic_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its columns renamed as formulaic's model specs know them (:attr:`aliases`)."""
@@ -381,6 +384,7 @@ def build_design(
     contrasts: dict[str, str] | None = None,
     weights: Any = None,
     offset: Any = None,
+    extra_columns: tuple[str, ...] = (),
 ) -> Design:
     """Evaluate ``formula`` on ``data``.
 
@@ -399,6 +403,9 @@ def build_design(
     weights, offset : str or array-like, optional
         Prior (precision) weights and an offset, as a column name or one value per row
         (lme4's ``weights =`` and ``offset =``); ``offset(expr)`` terms of the formula add to the offset.
+    extra_columns : tuple of str
+        Columns the model needs besides the formula's (a residual structure's time, subject, group):
+        kept in the frame, and rows missing them dropped.
 
     Returns
     -------
@@ -420,7 +427,10 @@ def build_design(
             if g not in data.columns:
                 raise _unknown_column(g, cols, f"({spec.expr} | {spec.group_label})")
     offset_trs = [translate(f"I({expr})", cols, aliases=aliases) for expr in parsed.offsets]  # as a value, not a formula
-    used = response.used | fixed.used | set(group_vars)
+    for c in extra_columns:
+        if c not in data.columns:
+            raise _unknown_column(c, cols, "the residual structure")
+    used = response.used | fixed.used | set(group_vars) | set(extra_columns)
     for tr in term_trs + offset_trs:
         used |= tr.used
 
@@ -487,6 +497,7 @@ def build_design(
         )
     if msg := scale_warning(X_full[:, kept]):
         note(msg, ScaleWarning)
+    offset_argument = offset_values
     for expr, tr in zip(parsed.offsets, offset_trs):
         column = np.asarray(_matrix(f"0 + {tr.text}", fframe, ctx, "the offset"), dtype=float)
         if column.shape[1] != 1 or not np.all(np.isfinite(column)):
@@ -556,4 +567,5 @@ def build_design(
         offset=offset_values,
         offset_column=offset if isinstance(offset, str) else None,
         offset_array=offset is not None and not isinstance(offset, str),
+        offset_argument=offset_argument,
     )

@@ -51,7 +51,12 @@ class Satterthwaite:
     def __init__(self, result: "LinearMixedModelResults") -> None:
         self.result = result
         self.vcov_beta = result.vcov.to_numpy()
-        self._factor = result.factor.with_crossproducts(result.model.crossprods)
+        model = result.model
+        if model.whitening is None:  # a factor of its own, updated in place at each stencil point
+            factor = result.factor.with_crossproducts(model.crossprods)
+            self._state = lambda theta: (factor.update(theta), model.logdet_r)
+        else:  # the residual parameters change the (whitened) cross-products too
+            self._state = model.state
         self.varpar = np.r_[result.theta, result.sigma]
         self.warnings: list[str] = []
         self._cache: dict[bytes, tuple[float, float, np.ndarray]] = {}
@@ -62,7 +67,7 @@ class Satterthwaite:
             d(θ, σ) = r²(θ)/σ² + c log(2πσ²) + log|L_θ|² [+ log|R_X|² for REML],  c = n (ML) or n − p (REML)
         """
         r2, logdets, _ = self._at_theta(varpar[:-1])
-        return criterion_value(r2, logdets + self.result.model.logdet_r, self._c, sigma=float(varpar[-1]))
+        return criterion_value(r2, logdets, self._c, sigma=float(varpar[-1]))
 
     @property
     def _c(self) -> int:
@@ -73,10 +78,10 @@ class Satterthwaite:
         key = np.asarray(theta, dtype=float).tobytes()
         hit = self._cache.get(key)
         if hit is None:
-            f = self._factor.update(np.asarray(theta, dtype=float))
+            f, logdet_r = self._state(np.asarray(theta, dtype=float))
             p = self.result.nfixed
             rinv = sla.solve_triangular(f.LXX[:p, :p], np.eye(p), lower=True)
-            logdets = f.logdet_z() + (f.logdet_x() if self.result.reml else 0.0)
+            logdets = f.logdet_z() + (f.logdet_x() if self.result.reml else 0.0) + logdet_r
             hit = self._cache[key] = (f.pwrss(), logdets, rinv.T @ rinv)
         return hit
 
@@ -94,7 +99,7 @@ class Satterthwaite:
         r2, _, U = self._at_theta(theta)
         H = np.empty((k + 1, k + 1))
         jac = np.empty((k + 1,) + U.shape)
-        with blas_policy(self._factor):
+        with blas_policy():
             if k:
                 H[:k, :k] = hessian(lambda th: self.deviance(np.r_[th, sigma]), theta)
                 # first derivatives of r² and U from the same points as the Hessian's diagonal
@@ -337,6 +342,8 @@ def ddf_method(result: "LinearMixedModelResults", method: str):
     key = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "sat": "satterthwaite"}.get(key, key)
     if key not in DDF_METHODS:
         raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger' or 'none'")
+    if key == "kenward-roger" and result.model.residual_structure is not None:
+        raise ModelError("Kenward-Roger df are not available yet for a residual covariance structure; use ddf='satterthwaite'")
     if result.sigma == 0:
         raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
     return DDF_METHODS[key](result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
 
@@ -19,6 +21,26 @@ def json_number(v: Any) -> float | None:
 
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
+
+
+def residual_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
+    """The residual structure of a fit: structure, subject, time, levels, parameters, and the covariance and
+    correlation matrices of a subject observed at every level of the time (the first group's)."""
+    structure, spec = r.model.residual_structure, r.model.whitening.binding.spec
+    cov = r.residual_covariance.to_numpy()
+    sd = np.sqrt(np.diag(cov))
+    nat = structure.natural(r.rho, r.sigma)
+    names = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
+    return {
+        "structure": spec.structure,
+        "subject": spec.subject,
+        "time": spec.time,
+        "group": spec.group,
+        "levels": [str(v) for v in r.residual_covariance.index],
+        "parameters": [{"name": str(n), "estimate": json_number(v)} for n, v in zip(names, nat["value"])],
+        "covariance": [[json_number(v) for v in row] for row in cov],
+        "correlation": [[json_number(v) for v in row] for row in cov / np.outer(sd, sd)],
+    }
 
 
 def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwaite") -> dict[str, Any]:
@@ -65,6 +87,7 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
             }
             for row in r.varcorr.itertuples(index=False)
         ],
+        **({"residual": residual_to_dict(r)} if r.model.residual_structure is not None else {}),
         "converged": r.converged,
         "singular": r.singular,
         "warnings": r.warnings,

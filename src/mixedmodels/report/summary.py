@@ -85,7 +85,7 @@ class Summary:
         var_rows = vc[vc["var2"].isna()]
         var_txt = format_r(var_rows["vcov"].tolist(), DIGITS)
         sd_txt = format_r(var_rows["sdcor"].tolist(), DIGITS)
-        maxp = max(t.p for t in r.model.terms)
+        maxp = max((t.p for t in r.model.terms), default=1)
         rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (maxp - 2) if maxp > 1 else [])]
         i = 0
         names = list(dict.fromkeys(vc["grp"]))
@@ -104,7 +104,19 @@ class Summary:
                 i += 1
         body = table(rows, ["l"] * len(rows[0]), indent=1)
         groups = "; ".join(f"{g}, {n}" for g, n in r.ngroups.items())
-        return f"Random effects:\n{body}\nNumber of obs: {r.nobs}, groups:  {groups}"
+        out = f"Random effects:\n{body}\nNumber of obs: {r.nobs}" + (f", groups:  {groups}" if groups else "")
+        structure = r.model.residual_structure
+        if structure is not None:  # laid out as mmrm's covariance summary
+            binding = r.model.whitening.binding
+            nat = structure.natural(r.rho, r.sigma)
+            cells = format_r(nat["value"].tolist(), DIGITS)
+            label = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
+            lines = [f"  {a}  {b}" for a, b in zip(label, cells)]
+            out += (
+                f"\n\nResidual covariance structure: {binding.spec} ({structure.description}), "
+                f"{len(binding.subject_levels)} subjects, {len(binding.patterns)} visit patterns\n" + "\n".join(lines)
+            )
+        return out
 
     def fixed(self) -> str:
         """The fixed-effects table as ``printCoefmat`` prints it (digits 4).

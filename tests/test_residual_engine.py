@@ -1,0 +1,154 @@
+"""Residual covariance structures fitted by the engine (whitened cross-products), against mmrm 0.3.14 and
+nlme 3.1-162, and against a brute-force dense likelihood.
+
+References: tests/reference/residual.json (tests/reference/residual.R: mmrm and nlme fits of the trial data
+tests/reference/data/residual_trial.csv) and tests/reference/mmrm_df.json (tests/reference/mmrm_df.R:
+mmrm's Satterthwaite df and SEs).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg as sla
+
+import mixedmodels as mm
+from mixedmodels.covariance import profiled_dense_criterion, residual_matrix
+from mixedmodels.engine.crossprod import z_matrix
+
+HERE = Path(__file__).parent / "reference"
+REF = json.loads((HERE / "residual.json").read_text())
+DF = json.loads((HERE / "mmrm_df.json").read_text())
+FIXED = "y ~ arm * visit + base"
+LME = {
+    "ri_ar1": ("(1 | id)", "ar1(visit | id)"),
+    "ri_ar1h": ("(1 | id)", "ar1h(visit | id)"),
+    "ri_car1": ("(1 | id)", "car1(time | id)"),
+    "rs_diag": ("(1 + time | id)", "diag(visit | id)"),
+}
+
+
+@cache
+def trial() -> pd.DataFrame:
+    return pd.read_csv(HERE / "data" / "residual_trial.csv")
+
+
+@cache
+def fit(formula: str, residual: str, reml: bool) -> mm.LinearMixedModelResults:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, trial(), REML=reml, residual=residual)
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("case", sorted(REF["mmrm"]))
+def test_mmrm_fits(case, method):
+    ref = REF["mmrm"][case][method]
+    m = fit(FIXED, ref["spec"].replace("sp_exp", "car1"), method == "REML")
+    assert m.loglik >= ref["loglik"] - 1e-4
+    assert m.loglik == pytest.approx(ref["loglik"], abs=1e-3)
+    assert list(m.params.index) == ref["beta_names"]
+    assert m.beta == pytest.approx(ref["beta"], rel=1e-3, abs=3e-4)
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("case", sorted(REF["nlme"]))
+def test_nlme_gls_fits(case, method):
+    ref = REF["nlme"][case][method]
+    spec = {"us": "us", "ar1": "ar1", "ar1h": "ar1h", "cs": "cs", "csh": "csh", "toep": "toep", "diag": "diag",
+            "car1": "car1", "iid": "iid"}[case]
+    residual = f"{spec}(time | id)" if case == "car1" else ("iid(id)" if case == "iid" else f"{spec}(visit | id)")
+    m = fit(FIXED, residual, method == "REML")
+    assert m.loglik >= ref["loglik"] - 1e-4
+    assert m.beta == pytest.approx(ref["beta"], rel=1e-3, abs=3e-4)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("case", sorted(LME))
+def test_random_effects_with_a_residual_structure_as_nlme_lme(case, method):
+    ref = REF["lme"][case][method]
+    random, residual = LME[case]
+    m = fit(f"{FIXED} + {random}", residual, method == "REML")
+    assert m.loglik >= ref["loglik"] - 1e-4
+    assert m.beta == pytest.approx(ref["beta"], rel=1e-3, abs=1e-3)
+    G = m.covariances[0].to_numpy()
+    assert G == pytest.approx(np.array(ref["G"]), rel=0.05, abs=0.01)  # a flat optimum: G and R trade off
+
+
+@pytest.mark.parametrize("spec", sorted(k for k in DF if k != "provenance"))
+def test_satterthwaite_df_and_se_as_mmrm(spec):
+    ref = DF[spec]["Satterthwaite"]
+    m = fit(FIXED, spec, True)
+    table = m.coef_table()
+    assert m.loglik == pytest.approx(ref["loglik"], abs=1e-3)
+    assert table["Std. Error"].to_numpy() == pytest.approx(ref["se"], rel=1e-3)
+    assert table["df"].to_numpy() == pytest.approx(ref["df"], rel=1e-2)
+    assert table["Pr(>|t|)"].to_numpy() == pytest.approx(ref["p"], rel=1e-2, abs=1e-6)
+
+
+def test_mmrm_formula_pasted_from_r_and_the_json_residual_object(capsys):
+    m = mm.mmrm("y ~ arm * visit + base + us(visit | id)", trial())
+    assert m.loglik == pytest.approx(REF["mmrm"]["us"]["REML"]["loglik"], abs=1e-3)
+    cov = m.residual_covariance
+    assert list(cov.index) == ["visitV1", "visitV2", "visitV3", "visitV4", "visitV5"] or len(cov) == 5
+    assert cov.to_numpy() == pytest.approx(np.array(REF["mmrm"]["us"]["REML"]["cov"]), rel=2e-3)
+    from mixedmodels.cli import main
+
+    data = str(HERE / "data" / "residual_trial.csv")
+    assert main(["fit", data, "--formula", FIXED, "--residual", "us(visit | id)", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    res = doc["residual"]
+    assert res["structure"] == "us" and res["subject"] == "id" and res["time"] == "visit"
+    assert np.array(res["covariance"]) == pytest.approx(cov.to_numpy())
+    assert np.diag(np.array(res["correlation"])) == pytest.approx(np.ones(5))
+    assert len(res["parameters"]) == 15
+
+
+@pytest.mark.parametrize(
+    "formula, residual",
+    [
+        (FIXED, "ar1h(visit | id)"),
+        (FIXED, "cs(visit | arm / id)"),
+        (FIXED + " + (1 | id)", "car1(time | id)"),
+        (FIXED + " + (1 + time | id)", "toep(visit | id)"),
+    ],
+)
+def test_criterion_equals_dense_likelihood(formula, residual):
+    """At random parameters, the whitened engine's criterion is the dense one from V = σ²(Z G Z' + C)."""
+    model = mm.LinearMixedModel.from_formula(formula, trial(), reml=True, residual=residual)
+    rng = np.random.default_rng(7)
+    params = model.theta_start + rng.normal(scale=0.3, size=model.theta_start.size)
+    params = np.where(model.lower_bounds == 0, np.abs(params), params)
+    k = model.n_theta
+    w = model.whitening
+    C = residual_matrix(w.structure, params[k:], w.binding)
+    Z = G = None
+    if model.terms:
+        Z = np.hstack([z_matrix(t).toarray() for t in model.terms])
+        G = sla.block_diag(*[np.kron(np.eye(t.nlevels), (lam := t.lambda_matrix(params[:k])) @ lam.T) for t in model.terms])
+    want, _ = profiled_dense_criterion(model.design.y, model.design.X, C=C, Z=Z, G=G, reml=True)
+    assert model.criterion_at(params) == pytest.approx(want, rel=1e-9)
+
+
+def test_clear_errors():
+    d = trial()
+    with pytest.raises(mm.ModelError, match="varies within subjects"):
+        mm.lmer(FIXED + " + (1 | vnum)", d, residual="ar1(visit | id)")
+    with pytest.raises(mm.DataError):
+        mm.lmer(FIXED, pd.concat([d, d.head(1)]), residual="us(visit | id)")  # a visit twice in a subject
+    with pytest.raises(mm.DataError, match="unknown column 'vist'"):
+        mm.lmer(FIXED, d, residual="us(vist | id)")
+    m = fit(FIXED, "ar1(visit | id)", True)
+    with pytest.raises(mm.ModelError, match="Kenward-Roger"):
+        m.coef_table("kenward-roger")
+    with pytest.raises(mm.ModelError, match="not available yet"):
+        m.confint("profile")
+    with pytest.raises(mm.FormulaError, match="covariance term"):
+        mm.mmrm(FIXED, d)
