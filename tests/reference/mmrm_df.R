@@ -11,6 +11,7 @@
 
 suppressMessages({
   library(mmrm)
+  library(emmeans)
   library(jsonlite)
 })
 d <- read.csv("tests/reference/data/residual_trial.csv", stringsAsFactors = TRUE)
@@ -29,4 +30,13 @@ for (spec in c("us(visit | id)", "ar1(visit | id)", "toeph(visit | id)", "cs(vis
   }
   out[[spec]] <- entry
 }
+# least-squares means of the us fit (emmeans 1.8 through mmrm's emmeans support; Satterthwaite df)
+m <- mmrm(y ~ arm * visit + base + us(visit | id), data = d, reml = TRUE, method = "Satterthwaite")
+em <- emmeans(m, ~ arm | visit)
+tab <- as.data.frame(summary(em))
+con <- as.data.frame(summary(contrast(em, method = "revpairwise")))
+out$emmeans_us <- list(arm = as.character(tab$arm), visit = as.character(tab$visit), emmean = tab$emmean, se = tab$SE,
+                       df = tab$df, contrast = as.character(con$contrast), estimate = con$estimate, c_se = con$SE,
+                       c_df = con$df, p = con$p.value)
+out$provenance$emmeans <- as.character(packageVersion("emmeans"))
 write_json(out, "tests/reference/mmrm_df.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
