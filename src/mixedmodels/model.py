@@ -200,12 +200,18 @@ class LinearMixedModel:
     @property
     def theta_start(self) -> np.ndarray:
         """Start of the parameters: lme4's (identity λ for every term), then the residual structure's."""
-        return np.concatenate([t.theta_start for t in self.terms] + [self._rho_start])
+        return self._bounds_and_start[0].copy()
 
     @property
     def lower_bounds(self) -> np.ndarray:
         """Lower bounds: 0 for diagonal elements of each λ, -inf otherwise (the residual parameters are unconstrained)."""
-        return np.concatenate([t.lower_bounds for t in self.terms] + [np.full(self._rho_start.size, -np.inf)])
+        return self._bounds_and_start[1].copy()
+
+    @cached_property
+    def _bounds_and_start(self) -> tuple[np.ndarray, np.ndarray]:
+        start = np.concatenate([t.theta_start for t in self.terms] + [self._rho_start])
+        lower = np.concatenate([t.lower_bounds for t in self.terms] + [np.full(self._rho_start.size, -np.inf)])
+        return start, lower
 
     @property
     def theta_names(self) -> list[str]:
@@ -224,7 +230,8 @@ class LinearMixedModel:
         """
         params = np.asarray(params, dtype=float)
         if self.whitening is None:
-            f = BlockedCholesky(self.design.terms, self.crossprods) if fresh else self.factor
+            # a fresh factor shares the structure (block kinds, Gram maps) of the model's own
+            f = self.factor.with_crossproducts(self.crossprods) if fresh else self.factor
             return f.update(params), self.logdet_r
         k = self.n_theta
         cp, logdet_c = self.whitening.at(params[k:])
@@ -232,12 +239,15 @@ class LinearMixedModel:
 
     def criterion_at(self, params: np.ndarray, *, reml: bool | None = None, sigma: float | None = None) -> float:
         """The criterion (REML or ML, profiled over σ unless ``sigma``) at ``params``: the one objective of the model."""
-        try:
-            f, logdet_r = self.state(params)
-        except np.linalg.LinAlgError:  # a residual covariance too close to singular to factor
-            return _UNREACHABLE
-        reml = self.reml if reml is None else reml
-        return criterion(f, reml=reml, n=self.nobs, p=self.design.X.shape[1], sigma=sigma, logdet_r=logdet_r)
+        if self.whitening is None:  # the hot path of every iid fit: no indirection
+            f, logdet_r = self.factor.update(np.asarray(params, dtype=float)), self.logdet_r
+        else:
+            try:
+                f, logdet_r = self.state(params)
+            except np.linalg.LinAlgError:  # a residual covariance too close to singular to factor
+                return _UNREACHABLE
+        n, p = self.design.X.shape
+        return criterion(f, reml=self.reml if reml is None else reml, n=n, p=p, sigma=sigma, logdet_r=logdet_r)
 
     def with_response(self, y: np.ndarray) -> "LinearMixedModel":
         """The same model for a new response vector (same rows, X and Z), sharing Z's cross-products and structure."""
