@@ -169,3 +169,33 @@ def test_least_squares_means_of_an_mmrm_as_emmeans():
     assert con["estimate"].to_numpy() == pytest.approx(ref["estimate"], rel=1e-3, abs=1e-4)
     assert con["SE"].to_numpy() == pytest.approx(ref["c_se"], rel=1e-3)
     assert con["p.value"].to_numpy() == pytest.approx(ref["p"], rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    "random, residual, ok",
+    [
+        ("(1 | id)", "us(visit | id)", False),
+        ("(1 | id)", "cs(visit | id)", False),
+        ("(1 | id)", "toep(visit | id)", False),
+        ("(1 + time | id)", "us(visit | id)", False),
+        ("(1 | id)", "ar1(visit | id)", True),
+        ("(1 + time | id)", "diag(visit | id)", True),
+    ],
+)
+def test_random_effects_the_structure_already_spans_are_refused(random, residual, ok):
+    if ok:
+        assert fit(f"{FIXED} + {random}", residual, True).loglik < 0
+    else:
+        with pytest.raises(mm.ModelError, match="cannot both be estimated"):
+            mm.lmer(f"{FIXED} + {random}", trial(), residual=residual)
+
+
+def test_marginal_moments_equal_whitened_rows():
+    """The marginal model's per-pattern moments give the cross-products the whitened rows give."""
+    model = mm.LinearMixedModel.from_formula(FIXED, trial(), residual="toeph(visit | id)")
+    w = model.whitening
+    rho = w.structure.start() + 0.2
+    fast, logdet_fast = w.at(rho)
+    slow, logdet_slow = w.at(rho, y=model.engine_y(model.design.y))  # a response given: the row path
+    assert fast.xx == pytest.approx(slow.xx, rel=1e-10, abs=1e-10)
+    assert logdet_fast == pytest.approx(logdet_slow, rel=1e-12)

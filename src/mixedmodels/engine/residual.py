@@ -55,11 +55,19 @@ class Whitening:
                         "grouping factors constant within a subject (the subject, or a site it belongs to) can be combined "
                         "with a residual structure"
                     )
+        _check_identifiable(structure, binding, terms)
         widths = [t.p for t in terms]
         self._splits = np.cumsum(widths + [X.shape[1]])
         self.A = np.column_stack([t.z for t in terms] + [X, y]) if terms else np.column_stack([X, y])
         self._stacks = [self.A[unit.rows] for unit in self.units]  # (m, k, c) per unit, gathered once
-        self._y = y
+        # A marginal model with discrete times needs no rows per evaluation: per visit pattern,
+        # Σ_i A_i' C⁻¹ A_i = Σ_ab (C⁻¹)_ab S[a, b] with S[a, b] = Σ_i A_i[a]' A_i[b], formed once.
+        self._moments = (
+            [np.einsum("mai,mbj->abij", st, st, optimize=True) for st in self._stacks]
+            if not terms and structure.discrete
+            else None
+        )
+        self._n = X.shape[0]
 
     def at(self, rho: np.ndarray, y: np.ndarray | None = None) -> tuple[CrossProducts, float]:
         """``(cross-products of the whitened [Z X y], log|C|)`` at ρ (for a new response ``y`` if given).
@@ -70,6 +78,8 @@ class Whitening:
             When ``C(ρ)`` is not numerically positive definite.
         """
         factors = self.structure.factors(np.asarray(rho, dtype=float), self.binding)
+        if self._moments is not None and y is None:
+            return self._from_moments(factors)
         W = np.empty_like(self.A)
         c = self.A.shape[1]
         logdet = 0.0
@@ -90,3 +100,40 @@ class Whitening:
         X, yw = parts[len(self.terms)], parts[-1][:, 0]
         return CrossProducts.from_arrays(terms, np.ascontiguousarray(X), yw), logdet
 
+    def _from_moments(self, factors: list[np.ndarray]) -> tuple[CrossProducts, float]:
+        """The marginal model's ``[X y]'R₀⁻¹[X y]`` and ``log|C|`` from the per-pattern moments (no rows touched)."""
+        c = self.A.shape[1]
+        xx = np.zeros((c, c))
+        logdet = 0.0
+        for unit, S, L in zip(self.units, self._moments, factors):
+            k = L.shape[0]
+            Cinv = sla.cho_solve((L, True), np.eye(k), check_finite=False)
+            xx += np.einsum("ab,abij->ij", Cinv, S)
+            logdet += unit.rows.shape[0] * 2.0 * float(np.log(np.diag(L)).sum())
+        xx = (xx + xx.T) / 2.0
+        return CrossProducts(diag=(), off={}, zx=(), xx=xx, n=self._n), logdet
+
+
+def _subject_level(t, binding: ResidualBinding) -> bool:
+    """Whether a term's levels are the subjects themselves (each level holds exactly one subject)."""
+    pairs = np.unique(np.column_stack([t.refs, binding.subject]), axis=0)
+    per_level = np.bincount(pairs[:, 0], minlength=t.nlevels)
+    return bool(np.all(per_level == 1)) and t.nlevels == len(binding.subject_levels)
+
+
+#: Residual structures that already contain what a subject-level random intercept adds (a constant covariance).
+_HAS_CONSTANT = frozenset({"us", "cs", "csh", "toep"})
+
+
+def _check_identifiable(structure: ResidualStructure, binding: ResidualBinding, terms: tuple) -> None:
+    """Refuse random effects by subject that the residual structure already spans (their variances would trade off)."""
+    for t in terms:
+        if not _subject_level(t, binding):
+            continue
+        intercept_only = t.p == 1 and t.cnames[0] == "(Intercept)"
+        if structure.kind == "us" or (structure.kind in _HAS_CONSTANT and intercept_only):
+            raise ModelError(
+                f"the random effects ({' + '.join(t.cnames)} | {t.group}) and the residual structure {binding.spec} "
+                f"cannot both be estimated: {structure.kind} already covers the within-subject covariance that "
+                "subject-level random effects add; drop one, or use a structure such as ar1, ar1h or diag"
+            )
