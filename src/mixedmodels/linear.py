@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ModelError
+from .engine.objective import criterion_value
 from .formula.design import Design, build_design
 
 
@@ -108,22 +109,17 @@ class LinearModelResults:
 
     @property
     def loglik(self) -> float:
-        """Log-likelihood as R's ``logLik.lm`` (restricted when :attr:`reml`)."""
+        """Log-likelihood as R's ``logLik.lm`` (restricted when :attr:`reml`): the mixed model's criterion without Z."""
         n, p = self.nobs, self.nfixed
-        if self.rss <= 0.0:  # the fixed effects reproduce the response exactly
-            return math.inf
         if not self.reml:
-            return -0.5 * n * (1.0 + math.log(2.0 * math.pi * self.rss / n))
+            return -0.5 * criterion_value(self.rss, 0.0, n)
         logdet = 2.0 * float(np.sum(np.log(np.abs(np.diag(self._qr[1])))))
-        return -0.5 * ((n - p) * (1.0 + math.log(2.0 * math.pi * self.rss / (n - p))) + logdet)
+        return -0.5 * criterion_value(self.rss, logdet, n - p)
 
     @property
     def deviance(self) -> float:
         """``-2`` times the ML log-likelihood."""
-        n = self.nobs
-        if self.rss <= 0.0:
-            return -math.inf
-        return n * (1.0 + math.log(2.0 * math.pi * self.rss / n))
+        return criterion_value(self.rss, 0.0, self.nobs)
 
     @property
     def aic(self) -> float:

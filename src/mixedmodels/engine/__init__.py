@@ -2,6 +2,6 @@
 
 from .crossprod import CrossProducts
 from .factor import BlockedCholesky
-from .objective import Objective
+from .objective import criterion
 
-__all__ = ["CrossProducts", "BlockedCholesky", "Objective"]
+__all__ = ["CrossProducts", "BlockedCholesky", "criterion"]

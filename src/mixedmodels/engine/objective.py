@@ -8,15 +8,13 @@ diagonal element of ``L``), ``n`` observations, ``p`` fixed effects, ``c = n −
     profiled over σ:  d(θ)    = log|L_θ|² [+ log|R_X|²] + log|R₀| + c (1 + log(2π r² / c))
     at a given σ:     d(θ, σ) = log|L_θ|² [+ log|R_X|²] + log|R₀| + r²/σ² + c log(2πσ²)
 
-Every caller — the fit, the results, Satterthwaite's df, the profile, the linear-model null —
-computes the criterion through :func:`criterion_value` (or :func:`criterion` on a factor).
+Every caller — the fit (``LinearMixedModel.criterion_at``), the results, Satterthwaite's df and the
+profile — computes the criterion through :func:`criterion` (or :func:`criterion_value` from its pieces).
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from .factor import BlockedCholesky
 
@@ -37,36 +35,3 @@ def criterion(
     """REML criterion (``reml``) or ML deviance at an updated factor, profiled over σ unless ``sigma`` is given."""
     logdets = f.logdet_z() + (f.logdet_x() if reml else 0.0) + logdet_r
     return criterion_value(f.pwrss(), logdets, n - p if reml else n, sigma)
-
-
-class Objective:
-    """Callable ``θ ↦`` ML deviance or REML criterion, counting its evaluations.
-
-    Parameters
-    ----------
-    factor : BlockedCholesky
-        Factor updated in place at each evaluation.
-    reml : bool
-        REML criterion instead of the ML deviance.
-    logdet_r : float
-        ``log|R₀|`` of the residual covariance (``−Σ log w`` for prior weights).
-    """
-
-    def __init__(self, factor: BlockedCholesky, reml: bool, logdet_r: float = 0.0) -> None:
-        self.factor = factor
-        self.reml = reml
-        self.logdet_r = logdet_r
-        self.n = factor.cp.n
-        self.p = factor.r - 1
-        self.evaluations = 0
-
-    def __call__(self, theta: np.ndarray) -> float:
-        self.evaluations += 1
-        return self.value_at_factor(self.factor.update(np.asarray(theta, dtype=float)))
-
-    def value_at_factor(self, f: BlockedCholesky, sigma: float | None = None) -> float:
-        """The objective read off an already updated factor (at ``sigma`` if given)."""
-        return criterion(f, reml=self.reml, n=self.n, p=self.p, sigma=sigma, logdet_r=self.logdet_r)
-
-
-
