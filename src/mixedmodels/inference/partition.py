@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 
 def _group_names(result: "LinearMixedModelResults") -> list[str]:
-    from ..results import _unique_names
+    from ..ranef import unique_group_names
 
-    return _unique_names([t.group for t in result.model.terms])
+    return unique_group_names([t.group for t in result.model.terms])
 
 
 def variance_components(result: "LinearMixedModelResults") -> dict[str, Any]:
