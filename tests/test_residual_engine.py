@@ -93,6 +93,16 @@ def test_satterthwaite_df_and_se_as_mmrm(spec):
     assert table["Pr(>|t|)"].to_numpy() == pytest.approx(ref["p"], rel=1e-2, abs=1e-6)
 
 
+@pytest.mark.parametrize("spec", sorted(k for k in DF if "(" in k))
+def test_kenward_roger_as_mmrm_linear(spec):
+    """mmrm's vcov = "Kenward-Roger-Linear" (no second derivatives: invariant to the parameterisation)."""
+    ref = DF[spec]["Kenward-Roger-Linear"]
+    table = fit(FIXED, spec, True).coef_table("kenward-roger")
+    assert table["Std. Error"].to_numpy() == pytest.approx(ref["se"], rel=1e-3)
+    assert table["df"].to_numpy() == pytest.approx(ref["df"], rel=1e-2)
+    assert table["Pr(>|t|)"].to_numpy() == pytest.approx(ref["p"], rel=1e-2, abs=1e-6)
+
+
 def test_mmrm_formula_pasted_from_r_and_the_json_residual_object(capsys):
     m = mm.mmrm("y ~ arm * visit + base + us(visit | id)", trial())
     assert m.loglik == pytest.approx(REF["mmrm"]["us"]["REML"]["loglik"], abs=1e-3)
@@ -146,8 +156,8 @@ def test_clear_errors():
     with pytest.raises(mm.DataError, match="unknown column 'vist'"):
         mm.lmer(FIXED, d, residual="us(vist | id)")
     m = fit(FIXED, "ar1(visit | id)", True)
-    with pytest.raises(mm.ModelError, match="Kenward-Roger"):
-        m.coef_table("kenward-roger")
+    with pytest.raises(mm.ModelError, match="Kenward-Roger df are available for residual structures of marginal"):
+        fit(FIXED + " + (1 | id)", "ar1(visit | id)", True).coef_table("kenward-roger")
     with pytest.raises(mm.ModelError, match="not available yet"):
         m.confint("profile")
     with pytest.raises(mm.FormulaError, match="covariance term"):

@@ -22,8 +22,12 @@ out <- list(provenance = list(R = R.version.string, mmrm = as.character(packageV
 for (spec in c("us(visit | id)", "ar1(visit | id)", "toeph(visit | id)", "cs(visit | arm / id)")) {
   f <- as.formula(paste("y ~ arm * visit + base +", spec))
   entry <- list(spec = spec)
-  for (method in c("Satterthwaite", "Kenward-Roger")) {
-    m <- mmrm(f, data = d, reml = TRUE, method = method)
+  for (method in c("Satterthwaite", "Kenward-Roger", "Kenward-Roger-Linear")) {
+    m <- if (method == "Kenward-Roger-Linear") {
+      mmrm(f, data = d, reml = TRUE, method = "Kenward-Roger", vcov = "Kenward-Roger-Linear")
+    } else {
+      mmrm(f, data = d, reml = TRUE, method = method)
+    }
     ct <- summary(m)$coefficients
     entry[[method]] <- list(loglik = as.numeric(logLik(m)), term = rownames(ct), estimate = unname(ct[, "Estimate"]),
                             se = unname(ct[, "Std. Error"]), df = unname(ct[, "df"]), p = unname(ct[, "Pr(>|t|)"]))

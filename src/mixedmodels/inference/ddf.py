@@ -343,7 +343,11 @@ def ddf_method(result: "LinearMixedModelResults", method: str):
     if key not in DDF_METHODS:
         raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger' or 'none'")
     if key == "kenward-roger" and result.model.residual_structure is not None:
-        raise ModelError("Kenward-Roger df are not available yet for a residual covariance structure; use ddf='satterthwaite'")
+        from .kr_residual import KenwardRogerResidual
+
+        if result.sigma == 0:
+            raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
+        return KenwardRogerResidual(result)
     if result.sigma == 0:
         raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
     return DDF_METHODS[key](result)

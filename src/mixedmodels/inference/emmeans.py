@@ -276,8 +276,8 @@ def _normalise_ddf(ddf: str | None, reml: bool, kr_available: bool = True) -> tu
     if ddf is None:
         if reml and kr_available:
             return "kenward-roger", []
-        if reml:  # a residual covariance structure: Satterthwaite, mmrm's default
-            return "satterthwaite", ["Note: Satterthwaite df (Kenward-Roger is not yet available for residual structures)"]
+        if reml:  # a residual covariance structure: Satterthwaite, mmrm's default method
+            return "satterthwaite", ["Note: Satterthwaite df, mmrm's default for a residual structure (ddf='kenward-roger' for KR)"]
         msg = ("Kenward-Roger df are defined here for REML fits only; this ML fit uses Satterthwaite df "
                "(emmeans' default for an ML fit refits it by REML through pbkrtest)")
         warn_user(msg, MixedModelsWarning)
