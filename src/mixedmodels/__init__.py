@@ -89,6 +89,7 @@ def lmer(
     weights: str | Sequence[float] | None = None,
     offset: str | Sequence[float] | None = None,
     residual: str | None = None,
+    variance: str | None = None,
     data_name: str | None = None,
 ) -> LinearMixedModelResults:
     """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE, control, start, contrasts, na.action)``.
@@ -122,6 +123,9 @@ def lmer(
         ``toeph``, ``ar1``, ``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``, ``diag``, ``car1`` (numeric time),
         optionally per group, ``"us(visit | arm / subject)"`` (as nlme's ``correlation``/``weights`` and
         mmrm's covariance terms). Default: iid residuals, lme4's model.
+    variance : str, optional
+        A variance function: ``"ident(arm)"`` (a residual SD per level), ``"power(x)"`` (SD ∝ |x|^δ) or
+        ``"exp(x)"`` (SD ∝ exp(δx)), as nlme's varIdent, varPower and varExp of a covariate.
     data_name : str, optional
         Name shown in the summary.
 
@@ -132,7 +136,7 @@ def lmer(
     ctl = OptimizerControl.make(control, optimizer)
     model = LinearMixedModel.from_formula(
         formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl,
-        weights=weights, offset=offset, residual=residual,
+        weights=weights, offset=offset, residual=residual, variance=variance,
     )
     if isinstance(start, dict):
         unknown = set(start) - {"theta"}

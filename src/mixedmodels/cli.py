@@ -136,6 +136,8 @@ def _model_options(parser: argparse.ArgumentParser, weights: bool = True) -> Non
     parser.add_argument("--residual", metavar="SPEC",
                         help="residual covariance within subjects, e.g. 'us(visit | subject)', 'ar1(visit | arm / subject)', "
                              "'car1(time | subject)' (structures: us toep toeph ar1 ar1h cs csh ad adh diag car1)")
+    parser.add_argument("--variance", metavar="VSPEC",
+                        help="variance function: ident(FACTOR), power(COL) or exp(COL) (nlme's varIdent, varPower, varExp)")
     if weights:
         parser.add_argument("--weights", dest="prior_weights", metavar="COL",
                             help="column of prior (precision) weights, as lme4's weights=")
@@ -161,12 +163,15 @@ def _load_fit(args: argparse.Namespace, formula: str, reml: bool):
         # warnings are reported in the summary / JSON rather than on stderr
         warnings.simplefilter("ignore")
         residual = getattr(args, "residual", None)
+        variance = getattr(args, "variance", None)
         weights = getattr(args, "prior_weights", None)
-        if not parse_formula(formula).random and residual is None:
+        if not parse_formula(formula).random and residual is None and variance is None:
             if weights is not None:
                 raise ModelError("--weights needs a mixed model (random effects or --residual)")
             return LinearModelResults.from_formula(formula, frame, reml=reml, data_name=name), frame, name
-        model = LinearMixedModel.from_formula(formula, frame, reml=reml, data_name=name, residual=residual, weights=weights)
+        model = LinearMixedModel.from_formula(
+            formula, frame, reml=reml, data_name=name, residual=residual, variance=variance, weights=weights
+        )
         return model.fit(), frame, name
 
 

@@ -16,6 +16,7 @@ from .engine.residual import Whitening
 from .engine.threads import blas_policy
 from .exceptions import ModelError
 from .covariance.residual_spec import parse_residual
+from .covariance.variance import VarianceFunction, parse_variance
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
 
@@ -44,6 +45,9 @@ class LinearMixedModel:
     residual : str or ResidualSpec, optional
         A residual covariance structure within subjects, ``"us(visit | subject)"`` (see
         :mod:`mixedmodels.covariance`); its columns must be in the design's frame. Default: iid σ²I.
+    variance : str or VarianceSpec, optional
+        A variance function, ``"ident(arm)"``, ``"power(x)"`` or ``"exp(x)"`` (nlme's varIdent, varPower,
+        varExp of a covariate; :mod:`mixedmodels.covariance.variance`).
     """
 
     def __init__(
@@ -55,10 +59,11 @@ class LinearMixedModel:
         na_action: str = "omit",
         control: OptimizerControl | None = None,
         residual: object = None,
+        variance: object = None,
     ) -> None:
         if na_action not in ("omit", "exclude"):
             raise ModelError(f"na_action must be 'omit' or 'exclude', got {na_action!r}")
-        if not design.terms and residual is None:
+        if not design.terms and residual is None and variance is None:
             raise ModelError("the formula has no random-effects terms such as (1 | g); fit a linear model instead")
         n, p = design.X.shape
         if reml and n <= p:
@@ -69,6 +74,7 @@ class LinearMixedModel:
         self.na_action = na_action
         self.control = control if control is not None else OptimizerControl()
         self.residual_spec = None if residual is None else (parse_residual(residual) if isinstance(residual, str) else residual)
+        self.variance_spec = None if variance is None else (parse_variance(variance) if isinstance(variance, str) else variance)
 
     @classmethod
     def from_formula(
@@ -84,21 +90,25 @@ class LinearMixedModel:
         weights: object = None,
         offset: object = None,
         residual: object = None,
+        variance: object = None,
     ) -> "LinearMixedModel":
         """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor;
         ``weights``, ``offset``: column names or vectors, as lme4's; ``residual``: a residual structure)."""
         spec = parse_residual(residual) if isinstance(residual, str) else residual
+        vspec = parse_variance(variance) if isinstance(variance, str) else variance
+        extra = (spec.columns if spec is not None else ()) + ((vspec.column,) if vspec is not None else ())
         design = build_design(
-            formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset,
-            extra_columns=spec.columns if spec is not None else (),
+            formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset, extra_columns=extra,
         )
-        return cls(design, reml=reml, data_name=data_name, na_action=na_action, control=control, residual=spec)
+        return cls(
+            design, reml=reml, data_name=data_name, na_action=na_action, control=control, residual=spec, variance=vspec
+        )
 
     def _like(self, design: Design, reml: bool) -> "LinearMixedModel":
         """A model of the same kind and settings on another design or criterion."""
         return LinearMixedModel(
             design, reml=reml, data_name=self.data_name, na_action=self.na_action, control=self.control,
-            residual=self.residual_spec,
+            residual=self.residual_spec, variance=self.variance_spec,
         )
 
     @property
@@ -189,13 +199,33 @@ class LinearMixedModel:
         return sum(t.ntheta for t in self.terms)
 
     @cached_property
+    def variance(self) -> VarianceFunction | None:
+        """The variance function bound to the rows (None without one)."""
+        if self.variance_spec is None:
+            return None
+        return VarianceFunction(self.variance_spec, self.design.frame[self.variance_spec.column])
+
+    @property
+    def n_rho(self) -> int:
+        """Number of residual-structure parameters (after θ in the parameter vector; the variance function's follow)."""
+        return 0 if self.whitening is None else self.whitening.structure.npar
+
+    @property
+    def iid_residuals(self) -> bool:
+        """True for lme4's residuals σ²I (or σ²W⁻¹ with prior weights): no structure, no variance function."""
+        return self.whitening is None and self.variance is None
+
+    @cached_property
     def _rho_start(self) -> np.ndarray:
         w = self.whitening
-        if w is None:
-            return np.zeros(0)
-        d = self.design
-        beta = np.linalg.lstsq(d.X, self._y_minus_offset(d.y), rcond=None)[0]
-        return w.structure.start(resid=self._y_minus_offset(d.y) - d.X @ beta, binding=w.binding)
+        parts = [np.zeros(0)]
+        if w is not None:
+            d = self.design
+            beta = np.linalg.lstsq(d.X, self._y_minus_offset(d.y), rcond=None)[0]
+            parts.append(w.structure.start(resid=self._y_minus_offset(d.y) - d.X @ beta, binding=w.binding))
+        if self.variance is not None:
+            parts.append(self.variance.start())
+        return np.concatenate(parts)
 
     @property
     def theta_start(self) -> np.ndarray:
@@ -217,8 +247,9 @@ class LinearMixedModel:
     def theta_names(self) -> list[str]:
         """lme4's names for θ, then the residual structure's parameter names."""
         names = [name for t in self.terms for name in t.theta_names]
-        w = self.whitening
-        return names + ([] if w is None else [f"residual.{n}" for n in w.structure.names])
+        w, v = self.whitening, self.variance
+        names += [] if w is None else [f"residual.{n}" for n in w.structure.names]
+        return names + ([] if v is None else [f"variance.{n}" for n in v.names])
 
     def state(self, params: np.ndarray, *, fresh: bool = False) -> tuple[BlockedCholesky, float]:
         """The factor updated at ``params`` (θ, then ρ) and ``log|R₀|``; ``fresh``: a factor of its own.
@@ -229,22 +260,33 @@ class LinearMixedModel:
             When the residual covariance at ρ is not numerically positive definite.
         """
         params = np.asarray(params, dtype=float)
-        if self.whitening is None:
+        if self.iid_residuals:
             # a fresh factor shares the structure (block kinds, Gram maps) of the model's own
             f = self.factor.with_crossproducts(self.crossprods) if fresh else self.factor
             return f.update(params), self.logdet_r
-        k = self.n_theta
-        cp, logdet_c = self.whitening.at(params[k:])
-        return self.factor.with_crossproducts(cp).update(params[:k]), self.logdet_r + logdet_c
+        k, kr = self.n_theta, self.n_theta + self.n_rho
+        logdet = self.logdet_r
+        scale = None
+        if self.variance is not None:  # rows divided by g: Var(εᵢ) = σ² gᵢ²
+            log_g = self.variance.log_sd(params[kr:])
+            scale = np.exp(-log_g)
+            logdet += 2.0 * float(log_g.sum())
+        if self.whitening is not None:
+            cp, logdet_c = self.whitening.at(params[k:kr], row_scale=scale)
+            logdet += logdet_c
+        else:
+            terms = tuple(dataclasses.replace(t, z=t.z * scale[:, None]) for t in self.engine_terms)
+            cp = CrossProducts.from_arrays(terms, self.engine_X * scale[:, None], self.engine_y(self.design.y) * scale)
+        return self.factor.with_crossproducts(cp).update(params[:k]), logdet
 
     def criterion_at(self, params: np.ndarray, *, reml: bool | None = None, sigma: float | None = None) -> float:
         """The criterion (REML or ML, profiled over σ unless ``sigma``) at ``params``: the one objective of the model."""
-        if self.whitening is None:  # the hot path of every iid fit: no indirection
+        if self.iid_residuals:  # the hot path of every iid fit: no indirection
             f, logdet_r = self.factor.update(np.asarray(params, dtype=float)), self.logdet_r
         else:
             try:
                 f, logdet_r = self.state(params)
-            except np.linalg.LinAlgError:  # a residual covariance too close to singular to factor
+            except (np.linalg.LinAlgError, ModelError):  # a residual covariance too close to singular to factor
                 return _UNREACHABLE
         n, p = self.design.X.shape
         return criterion(f, reml=self.reml if reml is None else reml, n=n, p=p, sigma=sigma, logdet_r=logdet_r)

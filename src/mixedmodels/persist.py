@@ -30,6 +30,7 @@ import pandas as pd
 
 from .exceptions import DataError
 from .covariance.residual_spec import parse_residual
+from .covariance.variance import parse_variance
 from .optimize import FitRecord, OptimizerControl
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
             "contrasts": dict(d.contrasts),
             "control": dataclasses.asdict(result.model.control),
             "residual": None if result.model.residual_spec is None else str(result.model.residual_spec),
+            "variance": None if result.model.variance_spec is None else str(result.model.variance_spec),
             "has_weights": result.model.design.weights is not None,
         },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
@@ -164,7 +166,10 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
         else:
             weights = None
         offset = np.asarray(data_doc["offset"], dtype=float) if data_doc.get("offset") is not None else None
-        spec_columns = parse_residual(residual).columns if residual else ()
+        variance = model_doc.get("variance")
+        spec_columns = (parse_residual(residual).columns if residual else ()) + (
+            (parse_variance(variance).column,) if variance else ()
+        )
         design = build_design(
             model_doc["formula"], frame, warn=False, contrasts=contrasts, weights=weights, offset=offset,
             extra_columns=spec_columns,
@@ -185,6 +190,7 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
             na_action=model_doc.get("na_action", "omit"),
             control=OptimizerControl.make(model_doc.get("control")),
             residual=residual,
+            variance=variance,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"saved fit is malformed: {type(exc).__name__}: {exc}") from None

@@ -94,7 +94,12 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @property
     def rho(self) -> np.ndarray:
         """Parameters of the residual covariance structure (unconstrained; empty for iid residuals)."""
-        return self.theta[self.model.n_theta :]
+        return self.theta[self.model.n_theta : self.model.n_theta + self.model.n_rho]
+
+    @property
+    def delta(self) -> np.ndarray:
+        """Parameters of the variance function (empty without one)."""
+        return self.theta[self.model.n_theta + self.model.n_rho :]
 
     @property
     def residual_covariance(self) -> pd.DataFrame | None:
@@ -410,12 +415,13 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
 
     def _require_iid_residuals(self, what: str) -> None:
         """Raise for the methods not yet written for residual covariance structures."""
-        if self.model.residual_structure is not None:
+        if not self.model.iid_residuals:
             from .exceptions import ModelError
 
+            parts = [str(s) for s in (self.model.residual_spec, self.model.variance_spec) if s is not None]
             raise ModelError(
-                f"{what} is not available yet for a model with a residual covariance structure "
-                f"({self.model.whitening.binding.spec}); Wald and Satterthwaite inference, compare() and predict() are"
+                f"{what} is not available yet for a model with a residual covariance structure or variance function "
+                f"({', '.join(parts)}); Wald, Satterthwaite and Kenward-Roger inference, compare() and predict() are"
             )
 
     def emit_warnings(self) -> None:

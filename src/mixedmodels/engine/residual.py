@@ -69,8 +69,11 @@ class Whitening:
         )
         self._n = X.shape[0]
 
-    def at(self, rho: np.ndarray, y: np.ndarray | None = None) -> tuple[CrossProducts, float]:
-        """``(cross-products of the whitened [Z X y], log|C|)`` at ρ (for a new response ``y`` if given).
+    def at(
+        self, rho: np.ndarray, y: np.ndarray | None = None, row_scale: np.ndarray | None = None
+    ) -> tuple[CrossProducts, float]:
+        """``(cross-products of the whitened [Z X y], log|C|)`` at ρ (for a new response ``y`` if given; rows
+        first multiplied by ``row_scale``, a variance function's ``1/g``, if given).
 
         Raises
         ------
@@ -78,7 +81,7 @@ class Whitening:
             When ``C(ρ)`` is not numerically positive definite.
         """
         factors = self.structure.factors(np.asarray(rho, dtype=float), self.binding)
-        if self._moments is not None and y is None:
+        if self._moments is not None and y is None and row_scale is None:
             return self._from_moments(factors)
         W = np.empty_like(self.A)
         c = self.A.shape[1]
@@ -87,6 +90,8 @@ class Whitening:
             if y is not None:
                 stack = stack.copy()
                 stack[:, :, -1] = y[unit.rows]
+            if row_scale is not None:
+                stack = stack * row_scale[unit.rows][:, :, None]
             if self.structure.discrete:
                 m, k = unit.rows.shape
                 w = sla.solve_triangular(L, stack.transpose(1, 0, 2).reshape(k, m * c), lower=True, check_finite=False)

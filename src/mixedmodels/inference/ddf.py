@@ -52,7 +52,7 @@ class Satterthwaite:
         self.result = result
         self.vcov_beta = result.vcov.to_numpy()
         model = result.model
-        if model.whitening is None:  # a factor of its own, updated in place at each stencil point
+        if model.iid_residuals:  # a factor of its own, updated in place at each stencil point
             factor = result.factor.with_crossproducts(model.crossprods)
             self._state = lambda theta: (factor.update(theta), model.logdet_r)
         else:  # the residual parameters change the (whitened) cross-products too
@@ -342,7 +342,7 @@ def ddf_method(result: "LinearMixedModelResults", method: str):
     key = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "sat": "satterthwaite"}.get(key, key)
     if key not in DDF_METHODS:
         raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger' or 'none'")
-    if key == "kenward-roger" and result.model.residual_structure is not None:
+    if key == "kenward-roger" and not result.model.iid_residuals:
         from .kr_residual import KenwardRogerResidual
 
         if result.sigma == 0:

@@ -227,7 +227,7 @@ def fit_view(fit: Any) -> FitView:
         column_names=names,
         model_matrix=model_matrix,
         reml=bool(fit.reml),
-        kr_available=bool(fit.reml) and getattr(fit.model, "residual_structure", None) is None,
+        kr_available=bool(fit.reml) and getattr(fit.model, "iid_residuals", True),
         ddf_calculator=fit.ddf_calculator,
         offset=0.0 if offset is None else math.fsum(np.asarray(offset, dtype=float)) / len(offset),
     )

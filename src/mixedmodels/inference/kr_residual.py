@@ -45,10 +45,10 @@ class KenwardRogerResidual(KenwardRoger):
         if not result.reml:
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
         model = result.model
-        if model.terms or model.whitening is None or model.whitening._moments is None:
+        if model.terms or model.variance is not None or model.whitening is None or model.whitening._moments is None:
             raise ModelError(
-                "Kenward-Roger df are available for residual structures of marginal models (no random effects) with "
-                "a factor time; use ddf='satterthwaite' here"
+                "Kenward-Roger df are available for residual structures of marginal models (no random effects, no "
+                "variance function) with a factor time; use ddf='satterthwaite' here"
             )
         self.result = result
         self.warnings: list[str] = []

@@ -88,6 +88,12 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
             for row in r.varcorr.itertuples(index=False)
         ],
         **({"residual": residual_to_dict(r)} if r.model.residual_structure is not None else {}),
+        **(
+            {"variance": {"function": str(r.model.variance_spec),
+                          "parameters": [{"name": n, "estimate": json_number(v)} for n, v in r.model.variance.natural(r.delta)]}}
+            if r.model.variance is not None
+            else {}
+        ),
         "converged": r.converged,
         "singular": r.singular,
         "warnings": r.warnings,

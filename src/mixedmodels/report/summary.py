@@ -116,6 +116,10 @@ class Summary:
                 f"\n\nResidual covariance structure: {binding.spec} ({structure.description}), "
                 f"{len(binding.subject_levels)} subjects, {len(binding.patterns)} visit patterns\n" + "\n".join(lines)
             )
+        if r.model.variance is not None:  # as nlme prints a varFunc
+            nat = r.model.variance.natural(r.delta)
+            cells = format_r([v for _, v in nat], DIGITS)
+            out += f"\n\nVariance function: {r.model.variance_spec}\n" + "\n".join(f"  {n}  {c}" for (n, _), c in zip(nat, cells))
         return out
 
     def fixed(self) -> str:
