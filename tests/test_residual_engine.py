@@ -123,16 +123,19 @@ def test_mmrm_formula_pasted_from_r_and_the_json_residual_object(capsys):
 
 @pytest.mark.parametrize(
     "formula, residual",
-    [
-        (FIXED, "ar1h(visit | id)"),
-        (FIXED, "cs(visit | arm / id)"),
+    [(FIXED, f"{kind}(visit | id)") for kind in ("us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh", "diag")]
+    + [(FIXED, "car1(time | id)"), (FIXED, "iid(arm / id)"), (FIXED, "us(visit | arm / id)")]
+    + [
+        (FIXED + " + (1 | site)", "ar1h(visit | id)"),
         (FIXED + " + (1 | id)", "car1(time | id)"),
-        (FIXED + " + (1 + time | id)", "toep(visit | id)"),
+        (FIXED + " + (1 + time | id)", "ad(visit | id)"),
+        (FIXED + " + (1 | site)", "cs(visit | arm / id)"),
     ],
 )
 def test_criterion_equals_dense_likelihood(formula, residual):
     """At random parameters, the whitened engine's criterion is the dense one from V = σ²(Z G Z' + C)."""
-    model = mm.LinearMixedModel.from_formula(formula, trial(), reml=True, residual=residual)
+    data = trial().assign(site=lambda d: "s" + (d["id"].str[-1:].astype(int) % 4).astype(str))  # sites hold subjects
+    model = mm.LinearMixedModel.from_formula(formula, data, reml=True, residual=residual)
     rng = np.random.default_rng(7)
     params = model.theta_start + rng.normal(scale=0.3, size=model.theta_start.size)
     params = np.where(model.lower_bounds == 0, np.abs(params), params)
