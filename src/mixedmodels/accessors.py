@@ -116,7 +116,7 @@ class ResultsAccessors:
     # ------------------------------------------------------------------ per observation
     def _by_row(self, values: np.ndarray) -> pd.Series:
         """``values`` (one per row used) labelled by row; under ``na_action="exclude"`` NaN at dropped rows."""
-        design = self.model.design
+        design = self.design
         series = pd.Series(np.asarray(values, dtype=float), index=design.row_index)
         full = design.data_index
         if getattr(self.model, "na_action", "omit") != "exclude" or full is None or len(full) == len(series):
@@ -158,7 +158,7 @@ class ResultsAccessors:
         if term.group in cache:
             return cache[term.group]
         index = pd.Index(list(term.levels), name=term.group)
-        frame = self.model.design.frame
+        frame = self.design.frame
         single = len(term.group_vars) == 1 and frame is not None and term.group_vars[0] in frame.columns
         if single and len(frame) == len(term.refs):
             column = frame[term.group_vars[0]]

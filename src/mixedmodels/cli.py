@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 
 from .exceptions import MixedModelsError
+from .protocols import MixedFit
 from .report.serialize import json_number
 
 
@@ -187,7 +188,7 @@ def _fit(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
     result, _, _ = _load_fit(args, args.formula, not args.ml)
-    if not hasattr(result, "theta"):
+    if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     ddf = None if args.ddf == "none" else args.ddf
     ci = None
@@ -220,7 +221,7 @@ def _anova(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
     result, _, _ = _load_fit(args, args.formula, not args.ml)
-    if not hasattr(result, "theta"):
+    if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     table = result.anova(args.ddf)
     if args.json:
@@ -277,7 +278,7 @@ def _report(args: argparse.Namespace) -> int:
     from .report.html import write_report
 
     result, _, _ = _load_fit(args, args.formula, not args.ml)
-    if not hasattr(result, "theta"):
+    if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     write_report(result, args.output, ddf=None if args.ddf == "none" else args.ddf, profile=args.profile)
     sys.stderr.write(f"wrote {args.output}\n")
@@ -289,9 +290,9 @@ def _rlrt(args: argparse.Namespace) -> int:
     from .inference.rlrt import exact_rlrt
 
     result, _, _ = _load_fit(args, args.formula, True)
-    if not hasattr(result, "theta"):
+    if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
-    if len(result.model.terms) != 1:
+    if len(result.terms) != 1:
         raise ModelError(
             "rlrt from the command line tests a model with exactly one random-effects term; "
             "for several terms use mixedmodels.inference.rlrt.exact_rlrt(alt, null, single)"
@@ -310,7 +311,7 @@ def _emmeans(args: argparse.Namespace) -> int:
     from .inference.emmeans_grid import r_label
 
     result, _, _ = _load_fit(args, args.formula, not args.ml)
-    if not hasattr(result, "theta"):
+    if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -89,7 +89,7 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
     """The saved form of a fit (see the module docstring)."""
     from . import __version__
 
-    d = result.model.design
+    d = result.design
     frame = d.frame
     if frame is None:
         raise DataError("this fit does not keep its data rows, so it cannot be saved")
@@ -107,7 +107,7 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
             "control": dataclasses.asdict(result.model.control),
             "residual": None if result.model.residual_spec is None else str(result.model.residual_spec),
             "variance": None if result.model.variance_spec is None else str(result.model.variance_spec),
-            "has_weights": result.model.design.weights is not None,
+            "has_weights": result.design.weights is not None,
         },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
         "data": {

@@ -50,10 +50,10 @@ class RandomEffectsReads:
 
     @cached_property
     def _b_by_term(self) -> list[np.ndarray]:
-        if not self.model.terms:  # a marginal model (a residual structure only)
+        if not self.terms:  # a marginal model (a residual structure only)
             return []
         out, start = [], 0
-        for t, lam in zip(self.model.terms, self.lambdas):
+        for t, lam in zip(self.terms, self.lambdas):
             u = self._u[start : start + t.q].reshape(t.nlevels, t.p)
             out.append(u @ lam.T)
             start += t.q
@@ -67,7 +67,7 @@ class RandomEffectsReads:
         q = L.shape[0]
         dense = L.toarray() if q <= DENSE_CONDVAR_LIMIT else None
         out, start = [], 0
-        for t, lam in zip(self.model.terms, self.lambdas):
+        for t, lam in zip(self.terms, self.lambdas):
             blocks = np.empty((t.nlevels, t.p, t.p))
             chunk = max(1, 2000 // t.p) * t.p
             for c0 in range(0, t.q, chunk):
@@ -104,7 +104,7 @@ class RandomEffectsReads:
             categorical gives a ``CategoricalIndex``); ``cask:batch`` factors by string labels.
         """
         out: dict[str, pd.DataFrame] = {}
-        for k, (t, b) in enumerate(zip(self.model.terms, self._b_by_term)):
+        for k, (t, b) in enumerate(zip(self.terms, self._b_by_term)):
             frame = pd.DataFrame(b, index=self._level_index(t), columns=list(t.cnames))
             if condvar:
                 sd = np.sqrt(np.diagonal(self._condvar_by_term[k], axis1=1, axis2=2))
@@ -114,6 +114,6 @@ class RandomEffectsReads:
 
     def condvar(self) -> dict[str, np.ndarray]:
         """Conditional covariance matrices of the random effects, ``(levels, p, p)`` per term (lme4's ``postVar``)."""
-        names = unique_group_names([t.group for t in self.model.terms])
+        names = unique_group_names([t.group for t in self.terms])
         return dict(zip(names, self._condvar_by_term))
 

@@ -44,6 +44,16 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
 
     # ------------------------------------------------------------------ basic facts
     @property
+    def design(self):
+        """The evaluated formula on the rows used (:class:`~mixedmodels.formula.design.Design`)."""
+        return self.model.design
+
+    @property
+    def terms(self) -> tuple:
+        """The random-effects terms, in lme4's order."""
+        return self.model.terms
+
+    @property
     def reml(self) -> bool:
         """True for a REML fit."""
         return self.model.reml
@@ -66,18 +76,18 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @property
     def n_dropped(self) -> int:
         """Rows dropped for missing values."""
-        return self.model.design.n_dropped
+        return self.design.n_dropped
 
     @property
     def nfixed(self) -> int:
         """Number of fixed-effects coefficients (after dropping dependent columns)."""
-        return self.model.design.X.shape[1]
+        return self.design.X.shape[1]
 
     @property
     def ngroups(self) -> dict[str, int]:
         """Levels per grouping factor (one entry per distinct factor, as lme4's ``ngrps``)."""
         out: dict[str, int] = {}
-        for t in self.model.terms:
+        for t in self.terms:
             out.setdefault(t.group, t.nlevels)
         return out
 
@@ -144,7 +154,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @cached_property
     def sigma(self) -> float:
         """Residual standard deviation."""
-        if self.model.design.degenerate:  # the fixed effects reproduce y: 0, not rounding noise
+        if self.design.degenerate:  # the fixed effects reproduce y: 0, not rounding noise
             return 0.0
         dof = self.nobs - self.nfixed if self.reml else self.nobs
         return math.sqrt(self.pwrss / dof)
@@ -152,7 +162,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @cached_property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of β̂, ``σ² (R_X R_X')⁻¹``."""
-        names = list(self.model.design.fixed_names)
+        names = list(self.design.fixed_names)
         if not names:
             return pd.DataFrame(np.zeros((0, 0)))
         rinv = sla.solve_triangular(self._rx, np.eye(self.nfixed), lower=True)
@@ -166,7 +176,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             t = np.where(se > 0, self.beta / np.where(se > 0, se, 1.0), np.nan)
         return Table(
             {"Estimate": self.beta, "Std. Error": se, "t value": t},
-            index=pd.Index(self.model.design.fixed_names, name="term"),
+            index=pd.Index(self.design.fixed_names, name="term"),
         )
 
     @property
@@ -183,7 +193,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     def covariances(self) -> list[pd.DataFrame]:
         """Covariance matrix ``σ² λ_k λ_k'`` of the random effects of each term."""
         out = []
-        for t, lam in zip(self.model.terms, self.lambdas):
+        for t, lam in zip(self.terms, self.lambdas):
             out.append(pd.DataFrame(self.sigma**2 * lam @ lam.T, index=list(t.cnames), columns=list(t.cnames)))
         return out
 
@@ -195,8 +205,8 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         correlation) and the residual row; columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``.
         """
         rows = []
-        names = unique_group_names([t.group for t in self.model.terms])
-        for name, t, cov in zip(names, self.model.terms, self.covariances):
+        names = unique_group_names([t.group for t in self.terms])
+        for name, t, cov in zip(names, self.terms, self.covariances):
             S = cov.to_numpy()
             sd = np.sqrt(np.diag(S))
             for i in range(t.p):
@@ -263,32 +273,32 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             fit_msgs = [
                 m + f" (at the boundary: {', '.join(self.singular_terms)})" if m.startswith("boundary") else m for m in fit_msgs
             ]
-        return list(self.model.design.messages) + fit_msgs
+        return list(self.design.messages) + fit_msgs
 
     # ------------------------------------------------------------------ fitted values
     @cached_property
     def fitted_fixed(self) -> np.ndarray:
         """``Xβ̂`` plus the offset (population-level fitted values)."""
-        d = self.model.design
+        d = self.design
         return d.X @ self.beta + (0.0 if d.offset is None else d.offset)
 
     @cached_property
     def fitted(self) -> np.ndarray:
         """``Xβ̂ + Zb̂`` (conditional fitted values)."""
         out = self.fitted_fixed.copy()
-        for t, b in zip(self.model.terms, self._b_by_term):
+        for t, b in zip(self.terms, self._b_by_term):
             out += np.einsum("np,np->n", t.z, b[t.refs])
         return out
 
     @property
     def residuals(self) -> np.ndarray:
         """Conditional residuals ``y − Xβ̂ − Zb̂``."""
-        return self.model.design.y - self.fitted
+        return self.design.y - self.fitted
 
     @property
     def residuals_fixed(self) -> np.ndarray:
         """Population-level residuals ``y − Xβ̂``."""
-        return self.model.design.y - self.fitted_fixed
+        return self.design.y - self.fitted_fixed
 
     def predict(self, newdata: pd.DataFrame | None = None, *, include_random: bool = True, allow_new_levels: bool = True) -> np.ndarray:
         """Predictions for new data.
@@ -319,7 +329,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
 
         if newdata is None:
             return self.fitted if include_random else self.fitted_fixed
-        d = self.model.design
+        d = self.design
         frame = prepare_newdata(d, newdata)
         check_new_levels(d, frame)
         ctx = evaluation_context()
@@ -333,7 +343,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         pred = X[:, d.kept_columns] @ self.beta + offset_of(d, frame)
         if not include_random:
             return pred
-        for t, b in zip(self.model.terms, self._b_by_term):
+        for t, b in zip(self.terms, self._b_by_term):
             missing = [g for g in t.group_vars if g not in frame.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping variable(s) {', '.join(missing)}")
@@ -376,7 +386,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         base = (self.fitted_fixed if include_random else self.fitted)[:, None]
         out = np.repeat(base, nsim, axis=1)
         if include_random:
-            for t, lam in zip(self.model.terms, self.lambdas):
+            for t, lam in zip(self.terms, self.lambdas):
                 u = rng.standard_normal((nsim, t.nlevels, t.p))
                 b = self.sigma * (u @ lam.T)  # (nsim, levels, p)
                 out += np.einsum("np,snp->ns", t.z, b[:, t.refs, :])

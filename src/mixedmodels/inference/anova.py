@@ -97,7 +97,7 @@ def _term_info(spec) -> list[tuple[str, list[str], frozenset[str], frozenset[str
 
 def _type1_rows(result: "LinearMixedModelResults") -> np.ndarray:
     """Rows of ``t(L)`` for the unit-lower-triangular ``L`` of ``X'X = L D L'`` (lmerTest's Doolittle)."""
-    X = result.model.design.X
+    X = result.design.X
     C = np.linalg.cholesky(X.T @ X)
     L = C / np.diag(C)[None, :]
     L[np.abs(L) < 1e-6] = 0.0
@@ -113,7 +113,7 @@ def type3_contrasts(result: "LinearMixedModelResults") -> dict[str, np.ndarray]:
     containment: more variables, the same numeric ones), the rows of the model's coefficients
     kept. Models with a single term get Type I contrasts, as in lmerTest.
     """
-    design = result.model.design
+    design = result.design
     if design.frame is None:
         raise ModelError("the model does not keep its data; Type III contrasts need it")
     spec = design.fixed_spec
@@ -174,7 +174,7 @@ def type3_contrasts(result: "LinearMixedModelResults") -> dict[str, np.ndarray]:
 
 def _type3_sum_coded(result, info, term_cols) -> dict[str, np.ndarray]:
     """Type III hypotheses as each term's coefficients under sum-to-zero coding, mapped by ``X_sum⁺ X``."""
-    design = result.model.design
+    design = result.design
     spec = design.fixed_spec
     categorical = {str(f) for f in spec.factor_contrasts}
     frame = design.formulaic_frame(design.frame)
@@ -204,7 +204,7 @@ def _r_term_label(design, term: str) -> str:
 
 def anova_table(result: "LinearMixedModelResults", ddf: str = "satterthwaite") -> pd.DataFrame:
     """Type III ANOVA table with F-tests (lmerTest's ``anova(m, type = 3, ddf = ...)``)."""
-    design = result.model.design
+    design = result.design
     rows = {_r_term_label(design, label): contest(result, L, ddf=ddf) for label, L in type3_contrasts(result).items()}
     table = pd.DataFrame(rows).T if rows else pd.DataFrame(columns=ANOVA_COLUMNS)
     table.index.name = "term"

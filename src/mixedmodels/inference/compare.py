@@ -26,7 +26,7 @@ from ..report.table import Table, as_table
 
 def _design(m: Any):
     """The design of a mixed model's or a linear model's fit."""
-    return m.model.design if hasattr(m, "model") else m.design
+    return m.design
 
 
 def _fixed_key(m: Any) -> tuple[str, ...]:

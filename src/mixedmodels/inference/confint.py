@@ -37,7 +37,7 @@ class VarianceParameters:
     """
 
     def __init__(self, result: "LinearMixedModelResults") -> None:
-        self.terms = result.model.terms
+        self.terms = result.terms
         self.kinds: list[str] = [k for t in self.terms for k in t.structure.phi_kinds()]
         self.kinds.append("sigma")
         self.names = [f".sig{i + 1:02d}" for i in range(len(self.kinds) - 1)] + [".sigma"]
@@ -156,7 +156,7 @@ class _Profiler:
     def zeta_fixed(self, j: int, value: float, start_theta: np.ndarray) -> tuple[float, np.ndarray]:
         from ..model import LinearMixedModel
 
-        d = self.ml.model.design
+        d = self.ml.design
         keep = [k for k in range(d.X.shape[1]) if k != j]
         design = dataclasses.replace(
             d, X=np.ascontiguousarray(d.X[:, keep]), y=d.y - d.X[:, j] * value, fixed_names=tuple(d.fixed_names[k] for k in keep)
@@ -234,7 +234,7 @@ def _profile_intervals(
 ) -> tuple[pd.DataFrame, Profile]:
     z = stats.norm.ppf(0.5 + level / 2)
     vp = pr.vp
-    names = vp.names + list(pr.ml.model.design.fixed_names)
+    names = vp.names + list(pr.ml.design.fixed_names)
     wanted = names if parm is None else [p for p in names if p in parm]
     lower_b, upper_b = vp.bounds()
     # scales for the first steps: Wald-type SEs from the curvature of the deviance
@@ -267,7 +267,7 @@ def _profile_intervals(
                 pr.profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, bound) if trace_points else []))
             pr.profile.estimates[name] = float(est)
         else:
-            j = list(pr.ml.model.design.fixed_names).index(name)
+            j = list(pr.ml.design.fixed_names).index(name)
             state = {"theta": pr.ml.theta.copy()}
 
             def zeta(v, j=j, state=state):
@@ -301,7 +301,7 @@ def wald_intervals(result: "LinearMixedModelResults", level: float = 0.95) -> pd
     vp = VarianceParameters(result)
     rows = {name: [np.nan, np.nan] for name in vp.names}
     se = np.sqrt(np.diag(result.vcov.to_numpy()))
-    for name, b, s in zip(result.model.design.fixed_names, result.beta, se):
+    for name, b, s in zip(result.design.fixed_names, result.beta, se):
         rows[name] = [b - z * s, b + z * s]
     return _frame(rows, level)
 
@@ -317,7 +317,7 @@ def boot_intervals(
 ) -> pd.DataFrame:
     """Parametric-bootstrap percentile intervals (lme4's ``confint(m, method = "boot")``)."""
     vp = VarianceParameters(result)
-    names = vp.names + list(result.model.design.fixed_names)
+    names = vp.names + list(result.design.fixed_names)
     B = parametric_bootstrap(result, all_parameters, nsim, seed=seed, n_jobs=n_jobs, progress=progress)
     B = B[~np.isnan(B).any(axis=1)]
     if B.shape[0] < 2:

@@ -202,7 +202,7 @@ class KenwardRoger:
         """Each γ_r as index arrays ``(rows, cols)`` of ``E_r`` on the Z columns (``G_r = Z E_r Z'``); None is σ²."""
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
         offset = 0
-        for t in self.result.model.terms:
+        for t in self.result.terms:
             base = offset + t.p * np.arange(t.nlevels)
             for a, b in t.structure.linear_parameters():
                 ia, ib = base + a, base + b

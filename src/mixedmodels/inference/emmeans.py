@@ -176,9 +176,11 @@ def fit_view(fit: Any) -> FitView:
     from ..formula.naming import factor_levels
     from ..formula.safety import evaluation_context
 
-    if not hasattr(fit, "ddf_calculator") or not hasattr(fit, "model"):
+    from ..protocols import MixedFit
+
+    if not isinstance(fit, MixedFit):
         raise ModelError("least-squares means need a linear mixed model fit (a formula with a random-effects term such as (1 | g))")
-    design = fit.model.design
+    design = fit.design
     if design.frame is None:
         raise ModelError("the fit does not keep its data, which least-squares means need (refit it from the data)")
     spec = design.fixed_spec

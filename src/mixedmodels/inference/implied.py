@@ -72,13 +72,13 @@ def implied_covariance(
     -------
     ImpliedCovariance
     """
-    terms = result.model.terms
+    terms = result.terms
     sigma2 = result.sigma**2
     covs = [c.to_numpy() for c in result.covariances]
     if newdata is not None:
         if group is not None:
             raise ModelError("give either group and level, or newdata")
-        design = result.model.design
+        design = result.design
         frame = prepare_newdata(design, newdata)
         n = len(frame)
         if n == 0:
@@ -108,13 +108,13 @@ def implied_covariance(
     if key not in labels:
         raise DataError(f"level {level!r} of {group!r} is not in the data")
     rows = np.flatnonzero(t0.refs == labels.index(key))
-    w = result.model.design.weights
+    w = result.design.weights
     V = sigma2 * np.diag(np.ones(rows.size) if w is None else 1.0 / w[rows])  # Var(εᵢ) = σ²/wᵢ
     for t, G in zip(terms, covs):
         z = t.z[rows]
         same = t.refs[rows][:, None] == t.refs[rows][None, :]
         V += same * (z @ G @ z.T)
-    design = result.model.design
+    design = result.design
     if label is not None:
         if design.frame is None or label not in design.frame.columns:
             raise DataError(f"label column {label!r} is not a variable of the model")

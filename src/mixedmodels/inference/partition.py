@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _group_names(result: "LinearMixedModelResults") -> list[str]:
     from ..ranef import unique_group_names
 
-    return unique_group_names([t.group for t in result.model.terms])
+    return unique_group_names([t.group for t in result.terms])
 
 
 def variance_components(result: "LinearMixedModelResults") -> dict[str, Any]:
@@ -42,7 +42,7 @@ def variance_components(result: "LinearMixedModelResults") -> dict[str, Any]:
     constant = np.ptp(f) <= 1e-12 * max(1.0, float(np.max(np.abs(f))))
     fixed = 0.0 if constant or result.nobs < 2 else float(np.var(f, ddof=1))
     random: dict[str, float] = {}
-    for name, t, cov in zip(_group_names(result), result.model.terms, result.covariances):
+    for name, t, cov in zip(_group_names(result), result.terms, result.covariances):
         G = cov.to_numpy()
         random[name] = float(np.mean(np.einsum("ni,ij,nj->n", t.z, G, t.z)))
     return {"fixed": fixed, "random": random, "residual": float(result.sigma**2)}

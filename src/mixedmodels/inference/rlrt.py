@@ -261,18 +261,20 @@ def _term_label(term: "RandomEffectsTerm") -> str:
 
 
 def _check_fit(fit: Any, name: str) -> None:
-    if not (hasattr(fit, "theta") and hasattr(getattr(fit, "model", None), "terms")):
+    from ..protocols import MixedFit
+
+    if not isinstance(fit, MixedFit):
         raise ModelError(
             f"{name} must be a fitted linear mixed model (LinearMixedModelResults), got {type(fit).__name__}"
         )
     if not fit.reml:
         raise ModelError(f"the exact RLRT needs REML fits; {name} was fitted by ML (refit with REML=True)")
-    if fit.model.design.weights is not None or fit.model.design.offset is not None:
+    if fit.design.weights is not None or fit.design.offset is not None:
         raise ModelError(f"the exact RLRT does not take prior weights or offsets yet ({name} has them); use mm.bootstrap_lrt")
 
 
 def _single_scalar_term(fit: "LinearMixedModelResults", what: str) -> "RandomEffectsTerm":
-    terms = fit.model.terms
+    terms = fit.terms
     if len(terms) != 1:
         raise ModelError(f"{what} must have exactly one random-effects term, it has {len(terms)}")
     if terms[0].p != 1:
@@ -291,9 +293,9 @@ def _check_nested(
 ) -> None:
     """The three fits share rows, response and fixed effects; alt's terms are null's plus the tested one."""
     fits = {"model_alt": alt, "model_null": null, "model_single": single}
-    X0, y0 = alt.model.design.X, alt.model.design.y
+    X0, y0 = alt.design.X, alt.design.y
     for name, f in fits.items():
-        X, y = f.model.design.X, f.model.design.y
+        X, y = f.design.X, f.design.y
         if y.shape != y0.shape or not np.array_equal(y, y0):
             raise ModelError(f"{name} is not fitted to the same observations and response as model_alt")
         if X.shape != X0.shape or not np.allclose(X, X0, rtol=1e-12, atol=0.0):
@@ -306,8 +308,8 @@ def _check_nested(
             f"model_alt has {extra} more parameters than model_null; the exact RLRT tests one variance "
             "(no covariances set to 0 under the null)"
         )
-    keys_alt = [_term_key(t) for t in alt.model.terms]
-    keys_null = [_term_key(t) for t in null.model.terms]
+    keys_alt = [_term_key(t) for t in alt.terms]
+    keys_null = [_term_key(t) for t in null.terms]
     tested = _term_key(term)
     if tested not in keys_alt:
         raise ModelError(f"the tested term {_term_label(term)} of model_single is not a term of model_alt")
@@ -396,7 +398,7 @@ def exact_rlrt(
         )
     if raw <= ZERO_TOLERANCE * scale:
         return RLRTResult(statistic=0.0, p_value=1.0, nsim=0, seed=seed)
-    X = single.model.design.X
+    X = single.design.X
     mu, rank = _null_spectrum(X, z_matrix(term))
     grid = lambda_grid(LOG_GRID_LO, LOG_GRID_HI, log_grid)
     sample = simulate_null(mu, X.shape[0], rank, nsim, np.random.default_rng(seed), grid)

@@ -92,7 +92,7 @@ def ranef_panels(result: "LinearMixedModelResults", group: str | None = None, te
     ModelError
         For a grouping factor or column the model does not have.
     """
-    terms = list(result.model.terms)
+    terms = list(result.terms)
     groups = list(dict.fromkeys(t.group for t in terms))
     if group is not None and group not in groups:
         raise ModelError(f"the model has no grouping factor {group!r}; its grouping factors are {', '.join(map(repr, groups))}")
@@ -138,7 +138,7 @@ def panel_grid(fig: Figure, n: int, ncols: int, *, sharex: bool = True, sharey: 
 
 def model_frame(result: "LinearMixedModelResults"):
     """The data frame of the variables the model used (rows used), or a DataError if the fit lacks it."""
-    frame = result.model.design.frame
+    frame = result.design.frame
     if frame is None or len(frame) != result.nobs:
         raise DataError("this fit does not carry the data it was fitted to (refit it from a data frame to plot observations)")
     return frame

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def parameter_labels(result: "LinearMixedModelResults") -> dict[str, str]:
     """Readable names of lme4's profile parameters: ``.sig01`` → ``sd((Intercept)|Subject)``."""
     out, k = {}, 1
-    for t in result.model.terms:
+    for t in result.terms:
         for label in t.structure.phi_labels(t.group):
             out[f".sig{k:02d}"] = label
             k += 1
@@ -33,7 +33,9 @@ def _as_profile(obj: Any, level: float) -> tuple["Profile", dict[str, str]]:
         return obj, {}
     if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], Profile):
         return obj[1], {}  # what result.profile() returns: (intervals, Profile)
-    if hasattr(obj, "profile") and hasattr(obj, "model"):
+    from ..protocols import MixedFit
+
+    if isinstance(obj, MixedFit):
         return obj.profile(level=level)[1], parameter_labels(obj)
     raise ModelError(f"zeta_plot needs a Profile or a fitted model, not {type(obj).__name__}")
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _pick_term(result: "LinearMixedModelResults", group: str | None, time: str) -> "RandomEffectsTerm":
-    terms = list(result.model.terms)
+    terms = list(result.terms)
     if group is not None:
         for t in terms:
             if t.group == group:
@@ -51,7 +51,7 @@ def _pick_levels(term: "RandomEffectsTerm", levels: Sequence[object] | None, max
 def _curves(result: "LinearMixedModelResults", frame: pd.DataFrame, rows_by_level: list[np.ndarray], time: str, n_grid: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(t, subject fit, population fit)`` per level: on a grid of ``time`` where the subject's other
     variables are constant, else at its observed rows sorted by time."""
-    response = result.model.design.response_name
+    response = result.design.response_name
     others = [c for c in frame.columns if c not in (time, response)]
     out: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(rows_by_level)
     grids, owners = [], []
@@ -110,7 +110,7 @@ def trajectories(
     Parameters
     ----------
     result : LinearMixedModelResults
-        A fitted model (with its data: ``result.model.design.frame``).
+        A fitted model (with its data: ``result.design.frame``).
     time : str
         Numeric column of the data on the horizontal axis (e.g. ``"Days"``).
     group : str, optional
@@ -147,7 +147,7 @@ def trajectories(
     >>> fig = trajectories(fit, "Days", max_panels=18)  # doctest: +SKIP
     """
     frame = model_frame(result)
-    response = result.model.design.response_name
+    response = result.design.response_name
     if time not in frame.columns:
         usable = [c for c in frame.columns if c != response and pd.api.types.is_numeric_dtype(frame[c])]
         raise DataError(f"time column {time!r} is not a variable of the model; numeric variables are {', '.join(map(repr, usable)) or 'none'}")
@@ -167,7 +167,7 @@ def trajectories(
     nrows = -(-n // cols)
     fig = new_figure(figsize, (1.0 + 2.4 * cols, 0.8 + 2.0 * nrows))
     axes = panel_grid(fig, n, cols, sharex=True, sharey=True)
-    y = result.model.design.y
+    y = result.design.y
     tcol = frame[time].to_numpy(dtype=float)
     for k, (ax, i, rows, (tt, subj, pop)) in enumerate(zip(axes, chosen, rows_by_level, curves)):
         ax.plot(tcol[rows], y[rows], "o", color=POINT, markersize=3, alpha=0.8)

@@ -69,7 +69,7 @@ def figure_html(fig: Any, caption: str) -> str:
 
 
 def _data_summary(r: "LinearMixedModelResults") -> str:
-    d = r.model.design
+    d = r.design
     rows = [("observations used", r.nobs), ("rows dropped for missing values", r.n_dropped)]
     rows += [(f"levels of {g}", n) for g, n in r.ngroups.items()]
     body = "".join(f"<tr><th class='l'>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
@@ -96,8 +96,8 @@ def _diagnostics(r: "LinearMixedModelResults") -> str:
 
 def _time_variable(r: "LinearMixedModelResults") -> str | None:
     """A numeric variable that is also a random slope: the natural x-axis of trajectory plots."""
-    frame = r.model.design.frame
-    for t in r.model.terms:
+    frame = r.design.frame
+    for t in r.terms:
         for c in t.cnames:
             if c in frame.columns and pd.api.types.is_numeric_dtype(frame[c]):
                 return c

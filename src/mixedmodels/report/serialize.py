@@ -76,7 +76,7 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
             }
             for name, row in fe.iterrows()
         ],
-        "dropped_columns": list(r.model.design.dropped_columns),
+        "dropped_columns": list(r.design.dropped_columns),
         "random_effects": [
             {
                 "group": row.grp,

@@ -85,7 +85,7 @@ class Summary:
         var_rows = vc[vc["var2"].isna()]
         var_txt = format_r(var_rows["vcov"].tolist(), DIGITS)
         sd_txt = format_r(var_rows["sdcor"].tolist(), DIGITS)
-        maxp = max((t.p for t in r.model.terms), default=1)
+        maxp = max((t.p for t in r.terms), default=1)
         rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (maxp - 2) if maxp > 1 else [])]
         i = 0
         names = list(dict.fromkeys(vc["grp"]))
