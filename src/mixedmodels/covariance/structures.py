@@ -52,12 +52,8 @@ if TYPE_CHECKING:
     from .binding import ResidualBinding
 
 
-class IID(ResidualStructure):
-    """Independent errors of equal variance, ``C = I`` (the default; one scale per group if grouped)."""
-
-    kind = "iid"
-    description = "independent, equal variances"
-    discrete = False
+class _Uncorrelated(ResidualStructure):
+    """Structures without correlation parameters (``C`` diagonal)."""
 
     @property
     def n_corr(self) -> int:
@@ -66,14 +62,22 @@ class IID(ResidualStructure):
     def _corr_names(self) -> list[str]:
         return []
 
-    def _corr_full(self, cpar: np.ndarray) -> np.ndarray:
-        raise TypeError("iid has no time levels")
-
     def _corr_natural(self, cpar: np.ndarray) -> np.ndarray:
         return np.zeros(0)
 
     def _corr_params(self, corr: np.ndarray, times: np.ndarray | None) -> np.ndarray:
         return np.zeros(0)
+
+
+class IID(_Uncorrelated):
+    """Independent errors of equal variance, ``C = I`` (the default; one scale per group if grouped)."""
+
+    kind = "iid"
+    description = "independent, equal variances"
+    discrete = False
+
+    def _corr_full(self, cpar: np.ndarray) -> np.ndarray:
+        raise TypeError("iid has no time levels")
 
     def cov(self, par: np.ndarray, times: np.ndarray, group: int = 0) -> np.ndarray:
         scale, _, _ = self.split(par, group)
@@ -82,28 +86,15 @@ class IID(ResidualStructure):
         return np.exp(2.0 * scale) * np.broadcast_to(eye, t.shape + (t.shape[-1],)).copy()
 
 
-class Diagonal(ResidualStructure):
+class Diagonal(_Uncorrelated):
     """Independent errors with one variance per time level (nlme's varIdent(~ 1 | time) alone)."""
 
     kind = "diag"
     description = "independent, heterogeneous variances"
     heterogeneous = True
 
-    @property
-    def n_corr(self) -> int:
-        return 0
-
-    def _corr_names(self) -> list[str]:
-        return []
-
     def _corr_full(self, cpar: np.ndarray) -> np.ndarray:
         return np.eye(self.n_levels)
-
-    def _corr_natural(self, cpar: np.ndarray) -> np.ndarray:
-        return np.zeros(0)
-
-    def _corr_params(self, corr: np.ndarray, times: np.ndarray | None) -> np.ndarray:
-        return np.zeros(0)
 
 
 class AR1(ResidualStructure):
