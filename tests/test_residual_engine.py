@@ -212,3 +212,11 @@ def test_marginal_moments_equal_whitened_rows():
     slow, logdet_slow = w.at(rho, y=model.engine_y(model.design.y))  # a response given: the row path
     assert fast.xx == pytest.approx(slow.xx, rel=1e-10, abs=1e-10)
     assert logdet_fast == pytest.approx(logdet_slow, rel=1e-12)
+
+
+def test_compare_between_structures_names_them():
+    ar1, us = fit(FIXED, "ar1(visit | id)", True), fit(FIXED, "us(visit | id)", True)
+    comp = mm.compare(ar1, us)
+    assert comp.table["npar"].tolist() == [ar1.npar, us.npar] == [11 + 1 + 1, 11 + 14 + 1]  # σ² profiled: ρ; 14 of us's 15
+    assert "residual: us(visit | id)" in str(comp)
+    assert comp.table["Chisq"].iloc[1] == pytest.approx(2 * (us.loglik - ar1.loglik))

@@ -113,8 +113,13 @@ class LinearMixedModel:
 
     @property
     def formula(self) -> str:
-        """The formula as given."""
-        return self.design.formula.text
+        """The formula as given, with the residual structure and variance function if any (``…; residual: ar1(visit | id)``)."""
+        parts = [self.design.formula.text]
+        if self.residual_spec is not None:
+            parts.append(f"residual: {self.residual_spec}")
+        if self.variance_spec is not None:
+            parts.append(f"variance: {self.variance_spec}")
+        return "; ".join(parts)
 
     @property
     def terms(self):
