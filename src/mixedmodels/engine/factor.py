@@ -93,8 +93,9 @@ class GramMap:
         rows = np.flatnonzero(np.diff(order.indptr))
         order = order[rows]
         perm = order.data.astype(np.int64) - 1
-        self._first = np.concatenate(first)[perm]
-        self._second = np.concatenate(second)[perm]
+        index = np.int32 if csc.nnz < 2**31 else np.int64  # positions in A's values: half the memory as int32
+        self._first = np.concatenate(first)[perm].astype(index)
+        self._second = np.concatenate(second)[perm].astype(index)
         self._pattern = sp.csr_matrix((np.zeros(perm.size), order.indices, order.indptr), shape=order.shape)
         self.rows, self.cols = rows // q, rows % q
 
