@@ -220,3 +220,20 @@ def test_compare_between_structures_names_them():
     assert comp.table["npar"].tolist() == [ar1.npar, us.npar] == [11 + 1 + 1, 11 + 14 + 1]  # σ² profiled: ρ; 14 of us's 15
     assert "residual: us(visit | id)" in str(comp)
     assert comp.table["Chisq"].iloc[1] == pytest.approx(2 * (us.loglik - ar1.loglik))
+
+
+def test_implied_covariance_combines_random_effects_and_residual_structure():
+    """For a complete subject, V = Z G Z' + R: nlme's lme with a random intercept and corAR1 (G + R) and, for a
+    marginal us model, the residual covariance itself."""
+    cid = REF["complete_id"]
+    ri = fit(FIXED + " + (1 | id)", "ar1(visit | id)", True)
+    imp = ri.implied_covariance(group="id", level=cid, label="visit")
+    lme = REF["lme"]["ri_ar1"]["REML"]
+    want = np.array(lme["cov"]) + np.array(lme["G"])[0, 0]
+    assert list(imp.covariance.index) == ["V1", "V2", "V3", "V4", "V5"]
+    assert imp.covariance.to_numpy() == pytest.approx(want, rel=1e-4)
+    us = fit(FIXED, "us(visit | id)", True)
+    marginal = us.implied_covariance(group="id", level=cid, label="visit")
+    assert marginal.covariance.to_numpy() == pytest.approx(us.residual_covariance.to_numpy(), rel=1e-12)
+    with pytest.raises(mm.ModelError, match="newdata"):
+        us.implied_covariance(newdata=pd.DataFrame({"visit": ["V1", "V2"]}))

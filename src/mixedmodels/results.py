@@ -529,7 +529,8 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @engine_threads
     def implied_covariance(self, **kwargs: Any):
         """Marginal covariance and correlation of observations: ``group=, level=`` or ``newdata=`` (see ``inference.implied``)."""
-        self._require_iid_residuals("implied_covariance")
+        if kwargs.get("newdata") is not None:
+            self._require_iid_residuals("implied_covariance(newdata=...)")
         from .inference.implied import implied_covariance
 
         return implied_covariance(self, **kwargs)

@@ -99,17 +99,28 @@ def implied_covariance(
         return _finish(V, list(frame[name]))
     if group is None:
         raise ModelError("give group and level (a subject in the data) or newdata (covariate values)")
+    model = result.model
+    binding = None if model.whitening is None else model.whitening.binding
     matches = [t for t in terms if t.group == group]
-    if not matches:
-        raise ModelError(f"no random-effects term is grouped by {group!r}; groups: {', '.join(dict.fromkeys(t.group for t in terms))}")
-    t0 = matches[0]
-    key = str(level)
-    labels = [str(v) for v in t0.levels]
-    if key not in labels:
-        raise DataError(f"level {level!r} of {group!r} is not in the data")
-    rows = np.flatnonzero(t0.refs == labels.index(key))
-    w = result.design.weights
-    V = sigma2 * np.diag(np.ones(rows.size) if w is None else 1.0 / w[rows])  # Var(εᵢ) = σ²/wᵢ
+    if matches:
+        t0 = matches[0]
+        key = str(level)
+        labels = [str(v) for v in t0.levels]
+        if key not in labels:
+            raise DataError(f"level {level!r} of {group!r} is not in the data")
+        rows = np.flatnonzero(t0.refs == labels.index(key))
+    elif binding is not None and group == binding.spec.subject:  # a subject of the residual structure
+        labels = [str(v) for v in binding.subject_levels]
+        if str(level) not in labels:
+            raise DataError(f"level {level!r} of {group!r} is not in the data")
+        rows = np.flatnonzero(binding.subject == labels.index(str(level)))
+    else:
+        groups = list(dict.fromkeys(t.group for t in terms)) + ([binding.spec.subject] if binding is not None else [])
+        what = "random-effects term" + (" or residual structure" if binding is not None else "")
+        raise ModelError(f"no {what} is grouped by {group!r}; groups: {', '.join(groups)}")
+    if binding is not None:  # in the structure's order: by subject, then time
+        rows = rows[np.lexsort((binding.time[rows], binding.subject[rows]))]
+    V = _residual_block(result, rows)
     for t, G in zip(terms, covs):
         z = t.z[rows]
         same = t.refs[rows][:, None] == t.refs[rows][None, :]
@@ -122,3 +133,21 @@ def implied_covariance(
     else:
         names = list(design.row_index[rows])
     return _finish(V, names)
+
+
+def _residual_block(result: "LinearMixedModelResults", rows: np.ndarray) -> np.ndarray:
+    """``R`` on ``rows``: σ²/wᵢ on the diagonal, times the variance function's ``g``'s and, within each
+    subject of a residual structure, its relative covariance ``C`` at the subjects' times."""
+    model = result.model
+    w = result.design.weights
+    scale = np.ones(rows.size) if w is None else 1.0 / np.sqrt(w[rows])
+    if model.variance is not None:
+        scale = scale * np.exp(model.variance.log_sd(result.delta)[rows])
+    C = np.eye(rows.size)
+    if model.whitening is not None:
+        b, structure = model.whitening.binding, model.whitening.structure
+        subj = b.subject[rows]
+        for s in np.unique(subj):
+            idx = np.flatnonzero(subj == s)
+            C[np.ix_(idx, idx)] = structure.cov(result.rho, b.time[rows[idx]], int(b.subject_group[s]))
+    return result.sigma**2 * (scale[:, None] * C * scale[None, :])
