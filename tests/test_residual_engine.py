@@ -237,3 +237,14 @@ def test_implied_covariance_combines_random_effects_and_residual_structure():
     assert marginal.covariance.to_numpy() == pytest.approx(us.residual_covariance.to_numpy(), rel=1e-12)
     with pytest.raises(mm.ModelError, match="newdata"):
         us.implied_covariance(newdata=pd.DataFrame({"visit": ["V1", "V2"]}))
+
+
+def test_simulations_follow_the_residual_structure_and_refit():
+    m = fit(FIXED, "us(visit | id)", True)
+    sims = m.simulate(2000, seed=3)
+    complete = next(p for p in m.model.whitening.binding.patterns if p.times.size == 5)
+    e = sims[complete.rows] - m.fitted_fixed[complete.rows][:, :, None]
+    empirical = np.einsum("mas,mbs->ab", e, e) / (e.shape[0] * e.shape[2])
+    assert empirical == pytest.approx(m.residual_covariance.to_numpy(), rel=0.05)
+    again = m.refit(sims[:, 0], warn=False)
+    assert np.isfinite(again.loglik) and again.model.residual_spec == m.model.residual_spec

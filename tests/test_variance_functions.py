@@ -91,3 +91,12 @@ def test_save_and_load_keep_the_variance_function(tmp_path):
     back = mm.load(m.save(tmp_path / "v.json"))
     assert back.loglik == pytest.approx(m.loglik, abs=1e-10)
     assert str(back.model.variance_spec) == "ident(arm)" and str(back.model.residual_spec) == "ar1(visit | id)"
+
+
+def test_simulations_follow_the_variance_function():
+    m = fit("ident", True)
+    sims = m.simulate(3000, seed=5, include_random=False)
+    resid_sd = (sims - m.fitted[:, None]).std(axis=1)
+    arm = trial()["arm"].to_numpy()[m.design.row_index]
+    ratio = resid_sd[arm == "TRT"].mean() / resid_sd[arm == "PBO"].mean()
+    assert ratio == pytest.approx(np.atleast_1d(REF["ident"]["REML"]["varpar"])[0], rel=0.03)

@@ -363,7 +363,8 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         """Responses simulated from the fitted model, as lme4's ``simulate``.
 
         Each column is ``Xβ̂ + Σ_k Z_k b_k + ε`` with new random effects ``b_k ~ N(0, σ²λ_kλ_k')`` per
-        level and ``ε ~ N(0, σ² I)``.
+        level and ``ε ~ N(0, R)``: σ²I as lme4, or with the fit's prior weights, residual structure
+        and variance function.
 
         Parameters
         ----------
@@ -380,7 +381,6 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         numpy.ndarray
             ``n × nsim`` array.
         """
-        self._require_iid_residuals("simulate")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         n = self.nobs
         base = (self.fitted_fixed if include_random else self.fitted)[:, None]
@@ -391,6 +391,15 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
                 b = self.sigma * (u @ lam.T)  # (nsim, levels, p)
                 out += np.einsum("np,snp->ns", t.z, b[:, t.refs, :])
         noise = self.sigma * rng.standard_normal((n, nsim))
+        w = self.model.whitening
+        if w is not None:  # correlated within subjects: L_i ε_i with C_i = L_i L_i'
+            for unit, L in zip(w.units, w.structure.factors(self.rho, w.binding)):
+                if w.structure.discrete:
+                    noise[unit.rows] = np.einsum("ab,mbs->mas", L, noise[unit.rows])
+                else:
+                    noise[unit.rows] = np.einsum("mab,mbs->mas", L, noise[unit.rows])
+        if self.model.variance is not None:  # Var(εᵢ) ∝ gᵢ²
+            noise *= np.exp(self.model.variance.log_sd(self.delta))[:, None]
         if self.model.sqrt_weights is not None:  # Var(εᵢ) = σ²/wᵢ
             noise /= self.model.sqrt_weights[:, None]
         return out + noise
@@ -431,7 +440,8 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             parts = [str(s) for s in (self.model.residual_spec, self.model.variance_spec) if s is not None]
             raise ModelError(
                 f"{what} is not available yet for a model with a residual covariance structure or variance function "
-                f"({', '.join(parts)}); Wald, Satterthwaite and Kenward-Roger inference, compare() and predict() are"
+                f"({', '.join(parts)}); Wald, Satterthwaite and Kenward-Roger inference, compare(), predict(), simulate() and "
+                "refit() are"
             )
 
     def emit_warnings(self) -> None:
