@@ -100,3 +100,13 @@ def test_simulations_follow_the_variance_function():
     arm = trial()["arm"].to_numpy()[m.design.row_index]
     ratio = resid_sd[arm == "TRT"].mean() / resid_sd[arm == "PBO"].mean()
     assert ratio == pytest.approx(np.atleast_1d(REF["ident"]["REML"]["varpar"])[0], rel=0.03)
+
+
+def test_bootstrap_intervals_cover_the_structure_and_variance_parameters():
+    m = fit("ident_ar1", True)
+    ci = m.confint("boot", nsim=40, seed=1)
+    for name, value in [("residual rho", m.model.residual_structure.natural(m.rho, m.sigma)["value"].iloc[-1]),
+                        ("variance sd ratio (arm=TRT)", float(np.exp(m.delta[0])))]:
+        lo, hi = ci.loc[name]
+        assert lo < value < hi
+    assert list(ci.index[-len(m.beta):]) == list(m.params.index)

@@ -502,7 +502,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
 
         Boot takes ``nsim``, ``seed``, ``n_jobs`` and ``progress``; profile takes ``parm`` and ``progress``.
         """
-        if str(method).lower() != "wald":
+        if str(method).lower() == "profile":
             self._require_iid_residuals(f"confint(method={method!r})")
         from .inference.confint import confint
 

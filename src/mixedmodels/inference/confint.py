@@ -306,10 +306,28 @@ def wald_intervals(result: "LinearMixedModelResults", level: float = 0.95) -> pd
     return _frame(rows, level)
 
 
+def _residual_parameters(result: Any) -> tuple[list[str], np.ndarray]:
+    """Names and natural-scale values of a fit's residual-structure and variance-function parameters."""
+    names: list[str] = []
+    values: list[float] = []
+    model = result.model
+    if model.residual_structure is not None:
+        nat = model.residual_structure.natural(result.rho, result.sigma)
+        label = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
+        names += [f"residual {n}" for n in label]
+        values += nat["value"].tolist()
+    if model.variance is not None:
+        for n, v in model.variance.natural(result.delta):
+            names.append(f"variance {n}")
+            values.append(v)
+    return names, np.asarray(values, dtype=float)
+
+
 def all_parameters(result: Any) -> np.ndarray:
-    """lme4's ``confint`` parameters of a fit: SDs/correlations, σ, then β."""
+    """lme4's ``confint`` parameters of a fit: SDs/correlations, σ, any residual-structure and variance-function
+    parameters (natural scale), then β."""
     vp = VarianceParameters(result)
-    return np.r_[vp.to_phi(result.theta, result.sigma), result.beta]
+    return np.r_[vp.to_phi(result.theta, result.sigma), _residual_parameters(result)[1], result.beta]
 
 
 def boot_intervals(
@@ -317,7 +335,7 @@ def boot_intervals(
 ) -> pd.DataFrame:
     """Parametric-bootstrap percentile intervals (lme4's ``confint(m, method = "boot")``)."""
     vp = VarianceParameters(result)
-    names = vp.names + list(result.design.fixed_names)
+    names = vp.names + _residual_parameters(result)[0] + list(result.design.fixed_names)
     B = parametric_bootstrap(result, all_parameters, nsim, seed=seed, n_jobs=n_jobs, progress=progress)
     B = B[~np.isnan(B).any(axis=1)]
     if B.shape[0] < 2:
