@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .covariance.binding import bind
+from .covariance.residual_spec import parse_residual
+from .covariance.variance import VarianceFunction, parse_variance
 from .engine import BlockedCholesky, CrossProducts
 from .engine.objective import criterion
 from .engine.residual import Whitening
 from .engine.threads import blas_policy
 from .exceptions import ModelError
-from .covariance.residual_spec import parse_residual
-from .covariance.variance import VarianceFunction, parse_variance
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
 
@@ -221,7 +221,8 @@ class LinearMixedModel:
         return self.whitening is None and self.variance is None
 
     @cached_property
-    def _rho_start(self) -> np.ndarray:
+    def _residual_start(self) -> np.ndarray:
+        """Start of the residual structure's and the variance function's parameters."""
         w = self.whitening
         parts = [np.zeros(0)]
         if w is not None:
@@ -244,8 +245,8 @@ class LinearMixedModel:
 
     @cached_property
     def _bounds_and_start(self) -> tuple[np.ndarray, np.ndarray]:
-        start = np.concatenate([t.theta_start for t in self.terms] + [self._rho_start])
-        lower = np.concatenate([t.lower_bounds for t in self.terms] + [np.full(self._rho_start.size, -np.inf)])
+        start = np.concatenate([t.theta_start for t in self.terms] + [self._residual_start])
+        lower = np.concatenate([t.lower_bounds for t in self.terms] + [np.full(self._residual_start.size, -np.inf)])
         return start, lower
 
     @property
@@ -284,15 +285,22 @@ class LinearMixedModel:
             cp = CrossProducts.from_arrays(terms, self.engine_X * scale[:, None], self.engine_y(self.design.y) * scale)
         return self.factor.with_crossproducts(cp).update(params[:k]), logdet
 
+    def residual_sd_scale(self, delta: np.ndarray) -> np.ndarray | None:
+        """Each row's residual SD relative to σ apart from the structure's ``C``: ``gᵢ(δ)/√wᵢ`` (None when 1)."""
+        scale = None if self.sqrt_weights is None else 1.0 / self.sqrt_weights
+        if self.variance is not None:
+            g = np.exp(self.variance.log_sd(delta))
+            scale = g if scale is None else scale * g
+        return scale
+
     def criterion_at(self, params: np.ndarray, *, reml: bool | None = None, sigma: float | None = None) -> float:
         """The criterion (REML or ML, profiled over σ unless ``sigma``) at ``params``: the one objective of the model."""
-        if self.iid_residuals:  # the hot path of every iid fit: no indirection
-            f, logdet_r = self.factor.update(np.asarray(params, dtype=float)), self.logdet_r
-        else:
-            try:
-                f, logdet_r = self.state(params)
-            except (np.linalg.LinAlgError, ModelError):  # a residual covariance too close to singular to factor
-                return _UNREACHABLE
+        try:
+            f, logdet_r = self.state(params)
+        except (np.linalg.LinAlgError, ModelError):
+            if self.iid_residuals:  # the penalised system itself failed: as before, an error
+                raise
+            return _UNREACHABLE  # a residual covariance too close to singular to factor
         n, p = self.design.X.shape
         return criterion(f, reml=self.reml if reml is None else reml, n=n, p=p, sigma=sigma, logdet_r=logdet_r)
 
@@ -337,7 +345,7 @@ class LinearMixedModel:
         if self.design.degenerate:
             theta, value, record = self._degenerate_fit(x0)
         else:
-            with blas_policy(self.factor):
+            with blas_policy():
                 theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
         result = LinearMixedModelResults(self, theta, value, record)
         if warn:

@@ -398,10 +398,9 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
                     noise[unit.rows] = np.einsum("ab,mbs->mas", L, noise[unit.rows])
                 else:
                     noise[unit.rows] = np.einsum("mab,mbs->mas", L, noise[unit.rows])
-        if self.model.variance is not None:  # Var(εᵢ) ∝ gᵢ²
-            noise *= np.exp(self.model.variance.log_sd(self.delta))[:, None]
-        if self.model.sqrt_weights is not None:  # Var(εᵢ) = σ²/wᵢ
-            noise /= self.model.sqrt_weights[:, None]
+        scale = self.model.residual_sd_scale(self.delta)  # Var(εᵢ) = σ² gᵢ²/wᵢ
+        if scale is not None:
+            noise *= scale[:, None]
         return out + noise
 
     def refit(

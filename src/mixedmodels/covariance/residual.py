@@ -280,6 +280,13 @@ class ResidualStructure(ABC):
                 rows.append((label, name, float(value)))
         return pd.DataFrame(rows, columns=["group", "parameter", "value"])
 
+    def natural_items(self, par: np.ndarray, sigma: float = 1.0) -> list[tuple[str, float]]:
+        """``(label, value)`` of :meth:`natural`, labels prefixed by the group (``"arm=TRT: sd"``) when grouped."""
+        nat = self.natural(par, sigma)
+        grouped = nat["group"].astype(bool).any()
+        labels = nat["group"] + ": " + nat["parameter"] if grouped else nat["parameter"]
+        return [(str(a), float(v)) for a, v in zip(labels, nat["value"])]
+
     def covariance(
         self, par: np.ndarray, sigma: float = 1.0, group: int = 0, times: np.ndarray | None = None
     ) -> pd.DataFrame:

@@ -55,8 +55,8 @@ def single_threaded_blas(active: bool = True) -> Iterator[None]:
         yield
 
 
-def blas_policy(factor: object | None = None) -> contextlib.AbstractContextManager[None]:
-    """The engine's thread policy for a block of work on ``factor`` (a fit, a profile, a df computation)."""
+def blas_policy() -> contextlib.AbstractContextManager[None]:
+    """The engine's thread policy for a block of work (a fit, a profile, a df computation)."""
     return single_threaded_blas(_mode == "single")
 
 

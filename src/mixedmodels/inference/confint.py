@@ -312,10 +312,9 @@ def _residual_parameters(result: Any) -> tuple[list[str], np.ndarray]:
     values: list[float] = []
     model = result.model
     if model.residual_structure is not None:
-        nat = model.residual_structure.natural(result.rho, result.sigma)
-        label = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
-        names += [f"residual {n}" for n in label]
-        values += nat["value"].tolist()
+        for n, v in model.residual_structure.natural_items(result.rho, result.sigma):
+            names.append(f"residual {n}")
+            values.append(v)
     if model.variance is not None:
         for n, v in model.variance.natural(result.delta):
             names.append(f"variance {n}")

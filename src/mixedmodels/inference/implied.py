@@ -139,10 +139,8 @@ def _residual_block(result: "LinearMixedModelResults", rows: np.ndarray) -> np.n
     """``R`` on ``rows``: σ²/wᵢ on the diagonal, times the variance function's ``g``'s and, within each
     subject of a residual structure, its relative covariance ``C`` at the subjects' times."""
     model = result.model
-    w = result.design.weights
-    scale = np.ones(rows.size) if w is None else 1.0 / np.sqrt(w[rows])
-    if model.variance is not None:
-        scale = scale * np.exp(model.variance.log_sd(result.delta)[rows])
+    full = model.residual_sd_scale(result.delta)
+    scale = np.ones(rows.size) if full is None else full[rows]
     C = np.eye(rows.size)
     if model.whitening is not None:
         b, structure = model.whitening.binding, model.whitening.structure

@@ -29,15 +29,13 @@ def residual_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
     structure, spec = r.model.residual_structure, r.model.whitening.binding.spec
     cov = r.residual_covariance.to_numpy()
     sd = np.sqrt(np.diag(cov))
-    nat = structure.natural(r.rho, r.sigma)
-    names = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
     return {
         "structure": spec.structure,
         "subject": spec.subject,
         "time": spec.time,
         "group": spec.group,
         "levels": [str(v) for v in r.residual_covariance.index],
-        "parameters": [{"name": str(n), "estimate": json_number(v)} for n, v in zip(names, nat["value"])],
+        "parameters": [{"name": n, "estimate": json_number(v)} for n, v in structure.natural_items(r.rho, r.sigma)],
         "covariance": [[json_number(v) for v in row] for row in cov],
         "correlation": [[json_number(v) for v in row] for row in cov / np.outer(sd, sd)],
     }

@@ -108,10 +108,9 @@ class Summary:
         structure = r.model.residual_structure
         if structure is not None:  # laid out as mmrm's covariance summary
             binding = r.model.whitening.binding
-            nat = structure.natural(r.rho, r.sigma)
-            cells = format_r(nat["value"].tolist(), DIGITS)
-            label = nat["parameter"] if not nat["group"].astype(bool).any() else nat["group"] + ": " + nat["parameter"]
-            lines = [f"  {a}  {b}" for a, b in zip(label, cells)]
+            items = structure.natural_items(r.rho, r.sigma)
+            cells = format_r([v for _, v in items], DIGITS)
+            lines = [f"  {a}  {b}" for (a, _), b in zip(items, cells)]
             out += (
                 f"\n\nResidual covariance structure: {binding.spec} ({structure.description}), "
                 f"{len(binding.subject_levels)} subjects, {len(binding.patterns)} visit patterns\n" + "\n".join(lines)
