@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", "-f", required=True, help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    fit.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "none"],
+    fit.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "kenward-roger-linear", "none"],
                      help="denominator df for the t-tests (default: satterthwaite, as lmerTest)")
     fit.add_argument("--ci", choices=["wald", "profile", "boot"], help="add confidence intervals by this method")
     fit.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(anova)
     anova.add_argument("--formula", "-f", required=True, help="lme4 formula")
     anova.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    anova.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger"], help="denominator df method")
+    anova.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "kenward-roger-linear"], help="denominator df method")
     anova.add_argument("--json", action="store_true", help="print JSON")
     anova.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     emm.add_argument("--contrast", "-c", choices=["pairwise", "revpairwise", "trt.vs.ctrl"], help="also these contrasts within each by-group")
     emm.add_argument("--adjust", choices=["tukey", "dunnettx", "sidak", "bonferroni", "holm", "hochberg", "BH", "BY", "none"],
                      help="p-value adjustment (default as emmeans: tukey for pairwise, dunnettx for trt.vs.ctrl)")
-    emm.add_argument("--ddf", choices=["kenward-roger", "satterthwaite", "asymptotic"],
+    emm.add_argument("--ddf", choices=["kenward-roger", "kenward-roger-linear", "satterthwaite", "asymptotic"],
                      help="df and SEs (default kenward-roger, as emmeans; satterthwaite for --ml fits)")
     emm.add_argument("--weights", default="equal", choices=["equal", "proportional", "outer", "cells", "flat"],
                      help="weights when averaging over other factors (default equal)")
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--formula", "-f", required=True, help="lme4 formula")
     rep.add_argument("--output", "-o", required=True, help="HTML file to write")
     rep.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "none"], help="denominator df method")
+    rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "kenward-roger-linear", "none"], help="denominator df method")
     rep.add_argument("--profile", action="store_true", help="add profile-likelihood intervals and zeta plots")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
 

@@ -333,21 +333,32 @@ class KenwardRoger:
         return {"F": scale * wald / q, "ndf": float(q), "ddf": ddf, "scale": scale}
 
 
-DDF_METHODS = {"satterthwaite": Satterthwaite, "kenward-roger": KenwardRoger}
+DDF_METHODS = {"satterthwaite": Satterthwaite, "kenward-roger": KenwardRoger, "kenward-roger-linear": KenwardRoger}
+
+_ALIASES = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "sat": "satterthwaite", "kr-linear": "kenward-roger-linear",
+            "kr1": "kenward-roger-linear", "kenward-roger(firstorder)": "kenward-roger-linear",
+            "kenward-roger-firstorder": "kenward-roger-linear"}
 
 
 def ddf_method(result: "LinearMixedModelResults", method: str):
-    """The df calculator named ``method`` (``"satterthwaite"``, ``"kenward-roger"``; case-insensitive)."""
-    key = method.lower().replace("_", "-").replace(" ", "-")
-    key = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "sat": "satterthwaite"}.get(key, key)
-    if key not in DDF_METHODS:
-        raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger' or 'none'")
-    if key == "kenward-roger" and not result.model.iid_residuals:
-        from .kr_residual import KenwardRogerResidual
+    """The df calculator named ``method`` (case-insensitive).
 
-        if result.sigma == 0:
-            raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
-        return KenwardRogerResidual(result)
+    ``"satterthwaite"``; ``"kenward-roger"`` (pbkrtest's for lme4's models; SAS's ``DDFM=KR`` for a
+    residual structure); ``"kenward-roger-linear"`` (without the second-derivative term: SAS's
+    ``KR(FIRSTORDER)``, mmrm's ``"Kenward-Roger-Linear"``; the same as ``"kenward-roger"`` for lme4's
+    models, whose covariance is linear in its variances and covariances).
+    """
+    key = method.lower().replace("_", "-").replace(" ", "-")
+    key = _ALIASES.get(key, key)
+    if key not in DDF_METHODS:
+        raise ModelError(f"unknown ddf method {method!r}; use 'satterthwaite', 'kenward-roger', 'kenward-roger-linear' or 'none'")
     if result.sigma == 0:
         raise ModelError("the fit is degenerate (residual SD 0: the fixed effects reproduce the response), so it has no df or tests")
+    if key.startswith("kenward-roger") and not result.model.iid_residuals:
+        from .kr_general import KenwardRogerGeneral
+        from .kr_residual import KenwardRogerResidual
+
+        model, first = result.model, key == "kenward-roger-linear"
+        marginal = not model.terms and model.variance is None and model.whitening._moments is not None
+        return KenwardRogerResidual(result, first) if marginal else KenwardRogerGeneral(result, first)
     return DDF_METHODS[key](result)

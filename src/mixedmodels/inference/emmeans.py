@@ -110,9 +110,10 @@ from .emmeans_grid import RG_LIMIT, ReferenceGrid, check_nesting, marginal_linfc
 
 __all__ = ["EMMeans", "FitView", "emmeans", "fit_view", "format_contrasts"]
 
-DDF_METHODS = ("kenward-roger", "satterthwaite", "asymptotic")
+DDF_METHODS = ("kenward-roger", "kenward-roger-linear", "satterthwaite", "asymptotic")
 _DDF_ALIASES = {"kr": "kenward-roger", "kenward_roger": "kenward-roger", "kenwardroger": "kenward-roger",
-                "sat": "satterthwaite", "asymp": "asymptotic", "z": "asymptotic", "inf": "asymptotic"}
+                "sat": "satterthwaite", "asymp": "asymptotic", "z": "asymptotic", "inf": "asymptotic",
+                "kr-linear": "kenward-roger-linear", "kenward_roger_linear": "kenward-roger-linear"}
 
 
 # ---------------------------------------------------------------------- the one reader of a fit
@@ -287,8 +288,8 @@ def _normalise_ddf(ddf: str | None, reml: bool, kr_available: bool = True) -> tu
     key = str(ddf).strip().lower().replace(" ", "-")
     key = _DDF_ALIASES.get(key, key)
     if key not in DDF_METHODS:
-        raise ModelError(f"unknown ddf method {ddf!r}; use 'kenward-roger', 'satterthwaite' or 'asymptotic'")
-    if key == "kenward-roger" and not reml:
+        raise ModelError(f"unknown ddf method {ddf!r}; use 'kenward-roger', 'kenward-roger-linear', 'satterthwaite' or 'asymptotic'")
+    if key.startswith("kenward-roger") and not reml:
         raise ModelError(
             "Kenward-Roger df need a REML fit (emmeans, through pbkrtest, would refit this ML model by REML); "
             "fit with REML=True, or use ddf='satterthwaite' or 'asymptotic'"

@@ -1,23 +1,26 @@
-"""Kenward–Roger for marginal models with a residual covariance structure (MMRM), as mmrm's
-``vcov = "Kenward-Roger-Linear"``.
+"""Kenward–Roger for marginal models with a residual covariance structure (MMRM), as SAS PROC MIXED's
+``DDFM=KR`` and ``DDFM=KR(FIRSTORDER)``.
 
-With ``Σ_i = σ² C_i(ρ)`` and the covariance parameters ``γ = (ρ, σ)`` (Kenward & Roger 1997)::
+With ``Σ_i`` a subject's covariance and ``γ`` the covariance parameters (Kenward & Roger 1997)::
 
     Φ     = (Σ_i X_i'Σ_i⁻¹X_i)⁻¹
     P_r   = −Σ_i X_i'Σ_i⁻¹ (∂Σ_i/∂γ_r) Σ_i⁻¹X_i
     Q_rs  =  Σ_i X_i'Σ_i⁻¹ (∂Σ_i/∂γ_r) Σ_i⁻¹ (∂Σ_i/∂γ_s) Σ_i⁻¹X_i
-    Φ_A   = Φ + 2Φ [Σ_rs W_rs (Q_rs − P_r Φ P_s)] Φ
+    R_rs  =  Σ_i X_i'Σ_i⁻¹ (∂²Σ_i/∂γ_r∂γ_s) Σ_i⁻¹X_i
+    Φ_A   = Φ + 2Φ [Σ_rs W_rs (Q_rs − P_r Φ P_s − ¼ R_rs)] Φ
 
 with ``W`` the asymptotic covariance of γ̂ (twice the inverse Hessian of the REML criterion, as for
-Satterthwaite's df). Without the second-derivative term ``R_rs`` this adjustment does not depend on
-how the structure is parameterised (``P`` and ``Q`` transform with the Jacobian, ``W`` with its
-inverse), which is why it is the one computed here: mmrm's default ``"Kenward-Roger"`` adds ``R``
-in mmrm's own parameterisation, and SAS's in SAS's. The df and F scaling are pbkrtest's (mmrm's
-``h_kr_df``) from ``Φ``, ``P`` and ``W``; for one contrast they equal Satterthwaite's.
+Satterthwaite's df, carried to γ by the Jacobian of our parameters). Without ``R`` (the first-order
+method, mmrm's ``"Kenward-Roger-Linear"``) the result does not depend on the parameterisation; with
+it, it does, and ``γ`` is SAS's parameterisation of each structure (:mod:`..covariance.kr_parameters`),
+so ``UN``/``TOEP``/``CS`` have no ``R`` and ``AR(1)``, ``CSH``, ``TOEPH``, ``ANTE(1)`` do, as SAS computes
+them. (mmrm's default ``"Kenward-Roger"`` uses its own parameterisation and differs from SAS by up to
+1.5 % in standard errors on its own test data; see ``tests/reference/sas_kr.R``.) The df and F scaling
+are pbkrtest's from ``Φ``, ``P`` and ``W`` and do not involve ``R``.
 
 Subjects sharing a visit pattern share ``Σ_i``, so every sum is over patterns, read off the
-pattern moments ``S[a, b] = Σ_i X_i[a]'X_i[b]`` of the whitening (no rows are touched); ``∂C/∂ρ`` is
-a central difference of the structure's ``T × T`` matrix.
+pattern moments ``S[a, b] = Σ_i X_i[a]'X_i[b]`` of the whitening (no rows are touched). Derivatives
+of ``Σ`` in γ and of γ in our parameters are central differences of ``T × T`` matrices.
 """
 
 from __future__ import annotations
@@ -26,22 +29,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..covariance import kr_parameters as sas
 from ..exceptions import ModelError
 from .ddf import KenwardRoger
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
 
-#: Step of the central differences of C(ρ) in the (unconstrained) residual parameters.
+#: Relative step of the central differences.
 STEP = 1e-5
 
 
 class KenwardRogerResidual(KenwardRoger):
-    """Kenward–Roger df and adjusted covariance of a marginal model with a discrete-time residual structure."""
+    """Kenward–Roger df and adjusted covariance of a marginal model with a discrete-time residual structure.
+
+    Parameters
+    ----------
+    result : LinearMixedModelResults
+        A REML fit of a marginal model (no random effects, no variance function) with a factor time.
+    first_order : bool
+        Leave out the second-derivative term (SAS's ``KR(FIRSTORDER)``, mmrm's ``"Kenward-Roger-Linear"``).
+    """
 
     method = "Kenward-Roger"
 
-    def __init__(self, result: "LinearMixedModelResults") -> None:
+    def __init__(self, result: "LinearMixedModelResults", first_order: bool = False) -> None:
         if not result.reml:
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
         model = result.model
@@ -50,46 +62,84 @@ class KenwardRogerResidual(KenwardRoger):
                 "Kenward-Roger df are available for residual structures of marginal models (no random effects, no "
                 "variance function) with a factor time; use ddf='satterthwaite' here"
             )
+        if not sas.supported(model.whitening.structure.kind):
+            raise ModelError(f"Kenward-Roger df are not available for the {model.whitening.structure.kind} structure")
         self.result = result
+        self.first_order = first_order
+        self.method = "Kenward-Roger (first order)" if first_order else "Kenward-Roger"
         self.warnings: list[str] = []
         self.phi = result.vcov.to_numpy()
         self._compute()
 
+    def _covs(self, varpar: np.ndarray) -> list[np.ndarray]:
+        """Absolute covariance over all levels per group at our parameters ``(ρ, σ)``."""
+        structure = self.result.model.whitening.structure
+        return [varpar[-1] ** 2 * structure.cov_full(varpar[:-1], g) for g in range(structure.n_groups)]
+
     def _compute(self) -> None:
         res = self.result
         w = res.model.whitening
-        structure, rho, sigma = w.structure, res.rho, res.sigma
+        structure = w.structure
+        kind, T, G = structure.kind, structure.n_levels, structure.n_groups
+        varpar = np.r_[res.rho, res.sigma]
+        gamma = sas.to_gamma(kind, self._covs(varpar))
+        m = gamma.size
+        # W in γ: the Jacobian of γ in our parameters carries Satterthwaite's covariance of (ρ̂, σ̂)
+        J = np.empty((m, varpar.size))
+        for k in range(varpar.size):
+            h = STEP * max(abs(varpar[k]), 1.0)
+            e = np.zeros(varpar.size)
+            e[k] = h
+            J[:, k] = (sas.to_gamma(kind, self._covs(varpar + e)) - sas.to_gamma(kind, self._covs(varpar - e))) / (2 * h)
+        W = J @ res.ddf_calculator("satterthwaite").vcov_varpar @ J.T
+
+        def covs(g: np.ndarray) -> np.ndarray:
+            return np.stack(sas.from_gamma(kind, g, T, G))
+
+        steps = STEP * np.maximum(np.abs(gamma), 1.0)
+        eye = np.diag(steps)
+        d1 = [(covs(gamma + eye[r]) - covs(gamma - eye[r])) / (2 * steps[r]) for r in range(m)]
+        d2: dict[tuple[int, int], np.ndarray] = {}
+        if not self.first_order and kind not in sas.LINEAR:
+            h = 1e-4 * np.maximum(np.abs(gamma), 1.0)
+            base = covs(gamma)
+            for r in range(m):
+                for s in range(r, m):
+                    er, es = np.eye(m)[r] * h[r], np.eye(m)[s] * h[s]
+                    if r == s:
+                        val = (covs(gamma + er) - 2 * base + covs(gamma - er)) / h[r] ** 2
+                    else:
+                        val = (covs(gamma + er + es) - covs(gamma + er - es) - covs(gamma - er + es)
+                               + covs(gamma - er - es)) / (4 * h[r] * h[s])
+                    if np.any(np.abs(val) > 1e-8 * np.abs(base).max()):
+                        d2[r, s] = val
+        full = covs(gamma)
         p = res.nfixed
-        npar = rho.size
-        groups = range(structure.n_groups)
-        full = [structure.cov_full(rho, g) for g in groups]
-        deriv = []  # ∂C/∂ρ_r per group, central differences
-        for r in range(npar):
-            e = np.zeros(npar)
-            e[r] = STEP
-            deriv.append([(structure.cov_full(rho + e, g) - structure.cov_full(rho - e, g)) / (2 * STEP) for g in groups])
-        m = npar + 1  # γ = (ρ, σ)
         P = [np.zeros((p, p)) for _ in range(m)]
         Q = {(r, s): np.zeros((p, p)) for r in range(m) for s in range(r, m)}
+        R = {key: np.zeros((p, p)) for key in d2}
         for unit, S in zip(w.units, w._moments):
             ix = np.ix_(unit.times, unit.times)
-            C = full[unit.group][ix]
-            Sinv = np.linalg.inv(sigma**2 * C)
-            dS = [sigma**2 * deriv[r][unit.group][ix] for r in range(npar)] + [2.0 * sigma * C]
+            Sinv = np.linalg.inv(full[unit.group][ix])
+            dS = [d[unit.group][ix] for d in d1]
             A = [Sinv @ d @ Sinv for d in dS]  # Σ⁻¹ ∂Σ_r Σ⁻¹
             Sx = S[:, :, :p, :p]
             for r in range(m):
+                if not np.any(dS[r]):
+                    continue  # a parameter of another group
                 P[r] -= np.einsum("ab,abij->ij", A[r], Sx)
                 for s in range(r, m):
-                    Q[r, s] += np.einsum("ab,abij->ij", A[r] @ dS[s] @ Sinv, Sx)
-        W = self.result.ddf_calculator("satterthwaite").vcov_varpar
+                    if np.any(dS[s]):
+                        Q[r, s] += np.einsum("ab,abij->ij", A[r] @ dS[s] @ Sinv, Sx)
+            for key, d in d2.items():
+                R[key] += np.einsum("ab,abij->ij", Sinv @ d[unit.group][ix] @ Sinv, Sx)
         phi = self.phi
         U = np.zeros((p, p))
         for r in range(m):
             for s in range(m):
-                q = Q[min(r, s), max(r, s)]
-                q = q if r <= s else q.T
-                U += W[r, s] * (q - P[r] @ phi @ P[s])
+                key = (min(r, s), max(r, s))
+                q = Q[key] if r <= s else Q[key].T
+                U += W[r, s] * (q - P[r] @ phi @ P[s] - 0.25 * R.get(key, 0.0))
         self.P = P
         self.W = W
         self.vcov_adjusted = phi + 2 * phi @ U @ phi
