@@ -344,6 +344,10 @@ class LinearMixedModel:
             raise ModelError(f"start must be finite and within the bounds of theta (diagonal elements >= 0), got {x0.tolist()}")
         if self.design.degenerate:
             theta, value, record = self._degenerate_fit(x0)
+        elif self._unstructured_marginal is not None:
+            with blas_policy():
+                theta, record = self._unstructured_marginal.fit(x0, check=check_convergence and self.control.check_conv)
+            value = self.criterion_at(theta)
         else:
             with blas_policy():
                 theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
@@ -351,6 +355,19 @@ class LinearMixedModel:
         if warn:
             result.emit_warnings()
         return result
+
+    @cached_property
+    def _unstructured_marginal(self):
+        """The quasi-Newton path with an analytic gradient (:mod:`.engine.marginal`) when the model is an
+        unstructured MMRM (no random effects, no variance function, a factor time), else None. The
+        Nelder–Mead optimizer, when asked for, takes the general path."""
+        from .engine.marginal import UnstructuredMarginal
+
+        w = self.whitening
+        if (w is None or w.structure.kind != "us" or self.terms or self.variance is not None or w._moments is None
+                or self.control.optimizer == "nelder_mead"):
+            return None
+        return UnstructuredMarginal(w, self.nobs, self.design.X.shape[1], self.reml, self.logdet_r)
 
     def _degenerate_fit(self, x0: np.ndarray) -> tuple[np.ndarray, float, FitRecord]:
         """The fit of a response the fixed effects reproduce exactly: every θ gives a criterion of −∞ and a
