@@ -26,6 +26,8 @@ CASES = {
     "exp": (FIXED, None, "exp(time)"),
     "ident_ar1": (FIXED, "ar1(visit | id)", "ident(arm)"),
     "ri_exp": (FIXED + " + (1 | id)", None, "exp(time)"),
+    "power_fitted": (FIXED, None, "power()"),
+    "ri_power_fitted": (FIXED + " + (1 | id)", None, "power()"),
 }
 
 
@@ -79,7 +81,7 @@ def test_satterthwaite_and_kenward_roger_df_are_finite():
 
 @pytest.mark.parametrize(
     "variance, message",
-    [("power()", "not offered"), ("cube(x)", "cannot read"), ("ident(nope)", "unknown column 'nope'"),
+    [("exp()", "needs a column"), ("cube(x)", "cannot read"), ("ident(nope)", "unknown column 'nope'"),
      ("power(arm)", "numeric column")],
 )
 def test_bad_variance_functions(variance, message):
@@ -92,6 +94,14 @@ def test_save_and_load_keep_the_variance_function(tmp_path):
     back = mm.load(m.save(tmp_path / "v.json"))
     assert back.loglik == pytest.approx(m.loglik, abs=1e-10)
     assert str(back.model.variance_spec) == "ident(arm)" and str(back.model.residual_spec) == "ar1(visit | id)"
+
+
+def test_power_of_the_fitted_values_is_a_fixed_point_and_survives_save_and_load(tmp_path):
+    m = fit("ri_power_fitted", True)
+    assert np.max(np.abs(m.fitted - m.model.variance.x) / np.abs(m.fitted)) < 1e-5  # nlme's fitted(.): Xβ + Zb
+    back = mm.load(m.save(tmp_path / "p.json"))
+    assert back.loglik == pytest.approx(m.loglik, abs=1e-10)
+    assert str(back.model.variance_spec) == "power()"
 
 
 def test_simulations_follow_the_variance_function():

@@ -138,7 +138,7 @@ def _model_options(parser: argparse.ArgumentParser, weights: bool = True) -> Non
                         help="residual covariance within subjects, e.g. 'us(visit | subject)', 'ar1(visit | arm / subject)', "
                              "'car1(time | subject)' (structures: us toep toeph ar1 ar1h cs csh ad adh diag car1)")
     parser.add_argument("--variance", metavar="VSPEC",
-                        help="variance function: ident(FACTOR), power(COL) or exp(COL) (nlme's varIdent, varPower, varExp)")
+                        help="variance function: ident(FACTOR), power() (of the fitted values), power(COL) or exp(COL) (nlme's varIdent, varPower, varExp)")
     if weights:
         parser.add_argument("--weights", dest="prior_weights", metavar="COL",
                             help="column of prior (precision) weights, as lme4's weights=")

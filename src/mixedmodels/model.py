@@ -21,6 +21,10 @@ from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
 
 
+#: Most rounds of parameters-then-fitted-values for a power of the fitted values, and their tolerance.
+FITTED_ITERATIONS = 50
+FITTED_TOL = 1e-6
+
 #: The criterion where the residual covariance cannot be factored (large, finite: BOBYQA needs numbers).
 _UNREACHABLE = 1e300
 
@@ -96,7 +100,7 @@ class LinearMixedModel:
         ``weights``, ``offset``: column names or vectors, as lme4's; ``residual``: a residual structure)."""
         spec = parse_residual(residual) if isinstance(residual, str) else residual
         vspec = parse_variance(variance) if isinstance(variance, str) else variance
-        extra = (spec.columns if spec is not None else ()) + ((vspec.column,) if vspec is not None else ())
+        extra = (spec.columns if spec is not None else ()) + ((vspec.column,) if vspec is not None and vspec.column else ())
         design = build_design(
             formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset, extra_columns=extra,
         )
@@ -208,7 +212,8 @@ class LinearMixedModel:
         """The variance function bound to the rows (None without one)."""
         if self.variance_spec is None:
             return None
-        return VarianceFunction(self.variance_spec, self.design.frame[self.variance_spec.column])
+        spec = self.variance_spec
+        return VarianceFunction(spec, None if spec.of_fitted else self.design.frame[spec.column])
 
     @property
     def n_rho(self) -> int:
@@ -332,8 +337,40 @@ class LinearMixedModel:
         """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`.
 
         ``warn=False`` keeps the singular-fit and convergence warnings in the result (``.warnings``)
-        without emitting them.
+        without emitting them. With a power of the fitted values (``variance="power()"``) the fit
+        alternates, as nlme's: the parameters at fixed fitted values, then the fitted values, until
+        both settle (relative change below 1e-6, at most :data:`FITTED_ITERATIONS` rounds).
         """
+        if self.variance is not None and self.variance.spec.of_fitted:
+            return self._fit_fitted_power(start, check_convergence, warn)
+        return self._fit_once(start, check_convergence, warn)
+
+    def _fit_fitted_power(self, start: np.ndarray | None, check_convergence: bool, warn: bool):
+        v = self.variance
+        if v.x is None:  # nlme starts from the fit at δ = 0; least squares is as good a start for the fixed point
+            d = self.design
+            beta = np.linalg.lstsq(d.X, self._y_minus_offset(d.y), rcond=None)[0]
+            v.set_covariate(d.X @ beta + (0.0 if d.offset is None else d.offset))
+        result = None
+        for _ in range(FITTED_ITERATIONS):
+            result = self._fit_once(start if result is None else result.theta, check_convergence, warn=False)
+            mu = result.fitted
+            moved = np.max(np.abs(mu - v.x) / np.maximum(np.abs(v.x), 1e-8))
+            if moved < FITTED_TOL:
+                break
+            v.set_covariate(mu)
+        else:
+            result.fit_record = dataclasses.replace(
+                result.fit_record,
+                warnings=result.fit_record.warnings + (
+                    f"the fitted values of power() did not settle in {FITTED_ITERATIONS} rounds (change {moved:.2g})",),
+            )
+        if warn:
+            result.emit_warnings()
+        return result
+
+    def _fit_once(self, start: np.ndarray | None, check_convergence: bool, warn: bool):
+        """One minimisation of the criterion from ``start`` (the variance function's covariate fixed)."""
         from .results import LinearMixedModelResults
 
         obj = self.criterion_at

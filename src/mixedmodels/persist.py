@@ -107,6 +107,11 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
             "control": dataclasses.asdict(result.model.control),
             "residual": None if result.model.residual_spec is None else str(result.model.residual_spec),
             "variance": None if result.model.variance_spec is None else str(result.model.variance_spec),
+            # a power of the fitted values: the fitted values it was taken of (the fixed point's)
+            "variance_covariate": (
+                {"fitted": [float(v) for v in result.model.variance.x], "unit": result.model.variance.unit}
+                if result.model.variance is not None and result.model.variance.spec.of_fitted else None
+            ),
             "has_weights": result.design.weights is not None,
         },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
@@ -168,7 +173,7 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
         offset = np.asarray(data_doc["offset"], dtype=float) if data_doc.get("offset") is not None else None
         variance = model_doc.get("variance")
         spec_columns = (parse_residual(residual).columns if residual else ()) + (
-            (parse_variance(variance).column,) if variance else ()
+            (parse_variance(variance).column,) if variance and parse_variance(variance).column else ()
         )
         design = build_design(
             model_doc["formula"], frame, warn=False, contrasts=contrasts, weights=weights, offset=offset,
@@ -192,6 +197,11 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
             residual=residual,
             variance=variance,
         )
+        if model.variance is not None and model.variance.spec.of_fitted:
+            covariate = np.asarray(model_doc["variance_covariate"]["fitted"], dtype=float)
+            if covariate.shape != (model.nobs,):
+                raise ValueError(f"variance_covariate has {covariate.size} values for {model.nobs} rows")
+            model.variance.set_covariate(covariate, unit=float(model_doc["variance_covariate"]["unit"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"saved fit is malformed: {type(exc).__name__}: {exc}") from None
     if theta.shape != model.theta_start.shape:

@@ -1,5 +1,5 @@
 # Reference values for variance functions (tests/test_variance_functions.py): nlme's varIdent, varPower and
-# varExp of a covariate, alone (gls) and with a correlation structure or random effects, on the trial data of
+# varExp of a covariate and varPower of the fitted values, alone (gls) and with a correlation structure or random effects, on the trial data of
 # tests/reference/residual.R.
 #
 # Regenerate (from the repository root):
@@ -33,5 +33,8 @@ for (method in c("REML", "ML")) {
   out$ident_ar1[[method]] <- info(gls(f, d, weights = varIdent(form = ~ 1 | arm),
                                       correlation = corAR1(form = ~ vn | id), method = method))
   out$ri_exp[[method]] <- infol(lme(f, random = ~ 1 | id, data = d, weights = varExp(form = ~ time), method = method))
+  # a power of the fitted values, nlme's default varPower() (form = ~ fitted(.)): Xβ for gls, Xβ + Zb for lme
+  out$power_fitted[[method]] <- info(gls(f, d, weights = varPower(), method = method))
+  out$ri_power_fitted[[method]] <- infol(lme(f, random = ~ 1 | id, data = d, weights = varPower(), method = method))
 }
 write_json(out, "tests/reference/variance.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
