@@ -163,7 +163,7 @@ def test_clear_errors():
     kr = fit(FIXED + " + (1 | id)", "ar1(visit | id)", True).coef_table("kenward-roger")  # inference/kr_general.py
     assert np.all(np.isfinite(kr["df"])) and np.all(kr["df"] > 10)
     with pytest.raises(mm.ModelError, match="not available yet"):
-        m.confint("profile")
+        m.icc()
     with pytest.raises(mm.FormulaError, match="covariance term"):
         mm.mmrm(FIXED, d)
 

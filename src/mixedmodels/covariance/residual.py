@@ -280,6 +280,22 @@ class ResidualStructure(ABC):
                 rows.append((label, name, float(value)))
         return pd.DataFrame(rows, columns=["group", "parameter", "value"])
 
+    #: What a correlation parameter's natural value is: ``"cor"`` in (−1, 1), ``"unit"`` in (0, 1).
+    corr_kind: ClassVar[str] = "cor"
+
+    def natural_values(self, par: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+        """The values of :meth:`natural` as one array, without labels (for derivatives and profiles)."""
+        out = []
+        for g in range(self.n_groups):
+            _, _, c = self.split(par, g)
+            out.append(sigma * self.relative_sd(par, g))
+            out.append(np.asarray(self._corr_natural(c), dtype=float))
+        return np.concatenate(out)
+
+    def natural_kinds(self) -> list[str]:
+        """``"sd"`` or :attr:`corr_kind` for each value of :meth:`natural_values`."""
+        return (["sd"] * len(self._sd_names()) + [self.corr_kind] * len(self._corr_natural_names())) * self.n_groups
+
     def natural_items(self, par: np.ndarray, sigma: float = 1.0) -> list[tuple[str, float]]:
         """``(label, value)`` of :meth:`natural`, labels prefixed by the group (``"arm=TRT: sd"``) when grouped."""
         nat = self.natural(par, sigma)

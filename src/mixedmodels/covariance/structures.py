@@ -313,6 +313,7 @@ class CAR1(ResidualStructure):
     kind = "car1"
     description = "continuous-time first-order autoregressive"
     discrete = False
+    corr_kind = "unit"
 
     #: nlme's default φ for corCAR1.
     phi_start: ClassVar[float] = 0.2

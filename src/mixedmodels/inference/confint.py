@@ -224,7 +224,14 @@ def profile_intervals(
     """Profile-likelihood intervals for every parameter (lme4's ``confint(m, method = "profile")``).
 
     ``trace_points=True`` also evaluates ζ at evenly spaced points inside each interval, for plots.
+    Models with a residual structure or variance function are profiled by
+    :func:`.residual_intervals.residual_profile_intervals`.
     """
+    if not result.model.iid_residuals:
+        from .residual_intervals import residual_profile_intervals
+
+        with blas_policy():
+            return residual_profile_intervals(result, level, parm=parm, progress=progress, trace_points=trace_points)
     with blas_policy():
         return _profile_intervals(_Profiler(result), level, parm=parm, progress=progress, trace_points=trace_points)
 
@@ -296,10 +303,15 @@ def _frame(rows: dict[str, list[float]], level: float) -> pd.DataFrame:
 
 
 def wald_intervals(result: "LinearMixedModelResults", level: float = 0.95) -> pd.DataFrame:
-    """Wald intervals ``β̂ ± z·SE`` for the fixed effects; variance parameters are NaN, as lme4."""
+    """Wald intervals ``β̂ ± z·SE`` for the fixed effects; variance parameters are NaN, as lme4, except with a
+    residual structure or variance function, where they are nlme's (:mod:`.residual_intervals`)."""
     z = stats.norm.ppf(0.5 + level / 2)
     vp = VarianceParameters(result)
     rows = {name: [np.nan, np.nan] for name in vp.names}
+    if not result.model.iid_residuals:
+        from .residual_intervals import wald_variance_intervals
+
+        rows = wald_variance_intervals(result, level)
     se = np.sqrt(np.diag(result.vcov.to_numpy()))
     for name, b, s in zip(result.design.fixed_names, result.beta, se):
         rows[name] = [b - z * s, b + z * s]
