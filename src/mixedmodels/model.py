@@ -401,7 +401,7 @@ class LinearMixedModel:
         from .engine.marginal import UnstructuredMarginal
 
         w = self.whitening
-        if (w is None or w.structure.kind != "us" or self.terms or self.variance is not None or w._moments is None
+        if (w is None or w.structure.kind != "us" or self.terms or self.variance is not None or w.moments is None
                 or self.control.optimizer == "nelder_mead"):
             return None
         return UnstructuredMarginal(w, self.nobs, self.design.X.shape[1], self.reml, self.logdet_r)

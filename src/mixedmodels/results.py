@@ -112,6 +112,31 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         return self.theta[self.model.n_theta + self.model.n_rho :]
 
     @property
+    def iid_residuals(self) -> bool:
+        """True for lme4's residuals σ²I (or σ²W⁻¹ with prior weights): no structure, no variance function."""
+        return self.model.iid_residuals
+
+    @property
+    def residual_structure(self):
+        """The residual covariance structure (:class:`~mixedmodels.covariance.ResidualStructure`), or None."""
+        return self.model.residual_structure
+
+    @property
+    def residual_binding(self):
+        """Subjects, times and visit patterns of the residual structure (:class:`~mixedmodels.covariance.binding.ResidualBinding`), or None."""
+        return None if self.model.whitening is None else self.model.whitening.binding
+
+    @property
+    def variance_function(self):
+        """The variance function bound to the rows (:class:`~mixedmodels.covariance.variance.VarianceFunction`), or None."""
+        return self.model.variance
+
+    @property
+    def data_name(self) -> str | None:
+        """Name of the data, as given to the fit."""
+        return self.model.data_name
+
+    @property
     def residual_covariance(self) -> pd.DataFrame | None:
         """``σ² C`` of the residual structure for a subject observed at every time (nlme's ``getVarCov``;
         the first group's for group-specific structures); None for iid residuals."""
@@ -550,9 +575,15 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         ddf : str or None
             Denominator df for the t-tests: ``"satterthwaite"`` (default, as lmerTest),
             ``"kenward-roger"``, or None for lme4's table without df and p-values.
+
+        A marginal model (a residual structure, no random effects) is laid out as mmrm prints it.
         """
         from .report.summary import Summary
 
+        if not self.terms and self.residual_structure is not None:
+            from .report.marginal_summary import MarginalSummary
+
+            return MarginalSummary(self, ddf=ddf)
         return Summary(self, ddf=ddf)
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ import mixedmodels as mm
 
 HERE = Path(__file__).parents[1] / "reference"
 REF = json.loads((HERE / "sas_kr.json").read_text())
-KINDS = sorted(k for k in REF if k != "provenance")
+KINDS = sorted(k for k in REF if k != "provenance" and not k.startswith("criteria"))
 
 
 @cache
@@ -63,3 +63,20 @@ def test_first_order_as_mmrm_linear(kind):
 def test_unknown_ddf_method_is_named():
     with pytest.raises(mm.ModelError, match="kenward-roger-linear"):
         fit("ar1").coef_table("kenward-rogers")
+
+
+@pytest.mark.parametrize("reml, key", [(True, "criteria_us"), (False, "criteria_us_ml")])
+def test_marginal_summary_is_laid_out_as_mmrm_with_its_criteria(reml, key):
+    data = pd.read_csv(HERE / "data" / "fev_data.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.mmrm("FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID)", data, REML=reml, data_name="fev_data")
+    s = m.summary()
+    crit = s.criteria()
+    for name, value in REF[key].items():
+        assert crit[name] == pytest.approx(value, abs=2e-3)
+    text = str(s)
+    assert text.startswith("mmrm fit\n")
+    assert "Data:        fev_data (used 537 observations from 197 subjects with maximum 4 timepoints)" in text
+    assert "Covariance:  unstructured (10 variance parameters)" in text
+    assert "Coefficients:" in text and "Covariance estimate:" in text and "Random effects" not in text

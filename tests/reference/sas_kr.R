@@ -33,4 +33,9 @@ for (ours in names(types)) {
     mmrm_kr = one(kr), mmrm_kr_linear = one(krl), mmrm_loglik = as.numeric(logLik(kr))
   )
 }
+# mmrm's model selection criteria (its summary's layout is the one tests/test_report.py checks)
+m <- mmrm(FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID), data = fev_data, reml = TRUE)
+out$criteria_us <- list(AIC = AIC(m), BIC = BIC(m), logLik = as.numeric(logLik(m)), deviance = deviance(m))
+mml <- mmrm(FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID), data = fev_data, reml = FALSE)
+out$criteria_us_ml <- list(AIC = AIC(mml), BIC = BIC(mml), logLik = as.numeric(logLik(mml)), deviance = deviance(mml))
 write_json(out, "tests/reference/sas_kr.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)

@@ -57,8 +57,8 @@ class UnstructuredMarginal:
         self._rows, self._cols = np.tril_indices(self.T)
         c = whitening.A.shape[1]
         # the moments as (k², c²) and (k², p²) matrices: every contraction below is one product
-        self._flat = [S.reshape(S.shape[0] ** 2, c * c) for S in whitening._moments]
-        self._flat_x = [np.ascontiguousarray(S[:, :, :p, :p]).reshape(S.shape[0] ** 2, p * p) for S in whitening._moments]
+        self._flat = [S.reshape(S.shape[0] ** 2, c * c) for S in whitening.moments]
+        self._flat_x = [np.ascontiguousarray(S[:, :, :p, :p]).reshape(S.shape[0] ** 2, p * p) for S in whitening.moments]
         self._diag = self._rows == self._cols
         self.evaluations = 0
 

@@ -62,7 +62,7 @@ class Whitening:
         self._stacks = [self.A[unit.rows] for unit in self.units]  # (m, k, c) per unit, gathered once
         # A marginal model with discrete times needs no rows per evaluation: per visit pattern,
         # Σ_i A_i' C⁻¹ A_i = Σ_ab (C⁻¹)_ab S[a, b] with S[a, b] = Σ_i A_i[a]' A_i[b], formed once.
-        self._moments = (
+        self.moments = (
             [np.einsum("mai,mbj->abij", st, st, optimize=True) for st in self._stacks]
             if not terms and structure.discrete
             else None
@@ -81,7 +81,7 @@ class Whitening:
             When ``C(ρ)`` is not numerically positive definite.
         """
         factors = self.structure.factors(np.asarray(rho, dtype=float), self.binding)
-        if self._moments is not None and y is None and row_scale is None:
+        if self.moments is not None and y is None and row_scale is None:
             return self._from_moments(factors)
         W = np.empty_like(self.A)
         c = self.A.shape[1]
@@ -110,7 +110,7 @@ class Whitening:
         c = self.A.shape[1]
         xx = np.zeros((c, c))
         logdet = 0.0
-        for unit, S, L in zip(self.units, self._moments, factors):
+        for unit, S, L in zip(self.units, self.moments, factors):
             k = L.shape[0]
             Cinv = sla.cho_solve((L, True), np.eye(k), check_finite=False)
             xx += np.einsum("ab,abij->ij", Cinv, S)

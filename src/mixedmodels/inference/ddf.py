@@ -359,6 +359,6 @@ def ddf_method(result: "LinearMixedModelResults", method: str):
         from .kr_residual import KenwardRogerResidual
 
         model, first = result.model, key == "kenward-roger-linear"
-        marginal = not model.terms and model.variance is None and model.whitening._moments is not None
+        marginal = not model.terms and model.variance is None and model.whitening.moments is not None
         return KenwardRogerResidual(result, first) if marginal else KenwardRogerGeneral(result, first)
     return DDF_METHODS[key](result)

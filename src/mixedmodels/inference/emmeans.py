@@ -230,7 +230,7 @@ def fit_view(fit: Any) -> FitView:
         column_names=names,
         model_matrix=model_matrix,
         reml=bool(fit.reml),
-        kr_available=bool(fit.reml) and getattr(fit.model, "iid_residuals", True),
+        kr_available=bool(fit.reml) and fit.iid_residuals,
         ddf_calculator=fit.ddf_calculator,
         offset=0.0 if offset is None else math.fsum(np.asarray(offset, dtype=float)) / len(offset),
     )

@@ -57,7 +57,7 @@ class KenwardRogerResidual(KenwardRoger):
         if not result.reml:
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
         model = result.model
-        if model.terms or model.variance is not None or model.whitening is None or model.whitening._moments is None:
+        if model.terms or model.variance is not None or model.whitening is None or model.whitening.moments is None:
             raise ModelError(
                 "Kenward-Roger df are available for residual structures of marginal models (no random effects, no "
                 "variance function) with a factor time; use ddf='satterthwaite' here"
@@ -118,7 +118,7 @@ class KenwardRogerResidual(KenwardRoger):
         P = [np.zeros((p, p)) for _ in range(m)]
         Q = {(r, s): np.zeros((p, p)) for r in range(m) for s in range(r, m)}
         R = {key: np.zeros((p, p)) for key in d2}
-        for unit, S in zip(w.units, w._moments):
+        for unit, S in zip(w.units, w.moments):
             ix = np.ix_(unit.times, unit.times)
             Sinv = np.linalg.inv(full[unit.group][ix])
             dS = [d[unit.group][ix] for d in d1]

@@ -146,7 +146,7 @@ def render_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
-        f"<p class='muted'>mixedmodels {__version__}; {stamp}; data: {_esc(r.model.data_name or 'data frame')}</p>",
+        f"<p class='muted'>mixedmodels {__version__}; {stamp}; data: {_esc(r.data_name or 'data frame')}</p>",
         f"<h2>Model</h2><p><code>{_esc(r.formula)}</code> fitted by {r.method}; {crit}; σ = {_fmt(r.sigma)}.</p>",
         f"<h2>Data</h2>{_data_summary(r)}",
         "<h2>Fixed effects</h2>",

@@ -26,7 +26,7 @@ def _str(v: Any) -> str | None:
 def residual_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
     """The residual structure of a fit: structure, subject, time, levels, parameters, and the covariance and
     correlation matrices of a subject observed at every level of the time (the first group's)."""
-    structure, spec = r.model.residual_structure, r.model.whitening.binding.spec
+    structure, spec = r.residual_structure, r.residual_binding.spec
     cov = r.residual_covariance.to_numpy()
     sd = np.sqrt(np.diag(cov))
     return {
@@ -85,11 +85,11 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
             }
             for row in r.varcorr.itertuples(index=False)
         ],
-        **({"residual": residual_to_dict(r)} if r.model.residual_structure is not None else {}),
+        **({"residual": residual_to_dict(r)} if r.residual_structure is not None else {}),
         **(
-            {"variance": {"function": str(r.model.variance_spec),
-                          "parameters": [{"name": n, "estimate": json_number(v)} for n, v in r.model.variance.natural(r.delta)]}}
-            if r.model.variance is not None
+            {"variance": {"function": str(r.variance_function.spec),
+                          "parameters": [{"name": n, "estimate": json_number(v)} for n, v in r.variance_function.natural(r.delta)]}}
+            if r.variance_function is not None
             else {}
         ),
         "converged": r.converged,

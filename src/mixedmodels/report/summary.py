@@ -52,8 +52,8 @@ class Summary:
             method = r.ddf_calculator(self.ddf).method
             first = f"Linear mixed model fit by {kind.strip()}. t-tests use {method}'s method ['lmerModLmerTest']"
         lines = [first, f"Formula: {r.formula}"]
-        if r.model.data_name:
-            lines.append(f"   Data: {r.model.data_name}")
+        if r.data_name:
+            lines.append(f"   Data: {r.data_name}")
         return "\n".join(lines)
 
     def criterion(self) -> str:
@@ -105,9 +105,9 @@ class Summary:
         body = table(rows, ["l"] * len(rows[0]), indent=1)
         groups = "; ".join(f"{g}, {n}" for g, n in r.ngroups.items())
         out = f"Random effects:\n{body}\nNumber of obs: {r.nobs}" + (f", groups:  {groups}" if groups else "")
-        structure = r.model.residual_structure
+        structure = r.residual_structure
         if structure is not None:  # laid out as mmrm's covariance summary
-            binding = r.model.whitening.binding
+            binding = r.residual_binding
             items = structure.natural_items(r.rho, r.sigma)
             cells = format_r([v for _, v in items], DIGITS)
             lines = [f"  {a}  {b}" for (a, _), b in zip(items, cells)]
@@ -115,10 +115,10 @@ class Summary:
                 f"\n\nResidual covariance structure: {binding.spec} ({structure.description}), "
                 f"{len(binding.subject_levels)} subjects, {len(binding.patterns)} visit patterns\n" + "\n".join(lines)
             )
-        if r.model.variance is not None:  # as nlme prints a varFunc
-            nat = r.model.variance.natural(r.delta)
+        if r.variance_function is not None:  # as nlme prints a varFunc
+            nat = r.variance_function.natural(r.delta)
             cells = format_r([v for _, v in nat], DIGITS)
-            out += f"\n\nVariance function: {r.model.variance_spec}\n" + "\n".join(f"  {n}  {c}" for (n, _), c in zip(nat, cells))
+            out += f"\n\nVariance function: {r.variance_function.spec}\n" + "\n".join(f"  {n}  {c}" for (n, _), c in zip(nat, cells))
         return out
 
     def fixed(self) -> str:
