@@ -15,7 +15,7 @@ from .covariance.variance import VarianceFunction, parse_variance
 from .engine import BlockedCholesky, CrossProducts
 from .engine.objective import criterion
 from .engine.residual import Whitening
-from .engine.threads import blas_policy
+from .engine.threads import blas_policy, engine_threads
 from .exceptions import ModelError
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
@@ -81,6 +81,7 @@ class LinearMixedModel:
         self.variance_spec = None if variance is None else (parse_variance(variance) if isinstance(variance, str) else variance)
 
     @classmethod
+    @engine_threads
     def from_formula(
         cls,
         formula: str,
@@ -333,6 +334,7 @@ class LinearMixedModel:
         """REML criterion or ML deviance at ``theta`` (θ, then any residual parameters)."""
         return self.criterion_at(theta, reml=reml)
 
+    @engine_threads
     def fit(self, *, start: np.ndarray | None = None, check_convergence: bool = True, warn: bool = True):
         """Estimate θ by minimising the profiled objective; returns a :class:`LinearMixedModelResults`.
 

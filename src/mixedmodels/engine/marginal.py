@@ -22,14 +22,17 @@ import math
 import time
 
 import numpy as np
-import scipy.linalg as sla
-from scipy.optimize import minimize
+import nlopt
 
 from ..optimize import FitRecord, convergence_warnings
 from .residual import Whitening
 
-#: Gradient tolerance of the quasi-Newton iterations (on the criterion's scale, -2 log L).
-GTOL = 1e-6
+#: Relative tolerances of the quasi-Newton iterations on the criterion and on the parameters.
+FTOL_REL = 1e-12
+XTOL_REL = 1e-8
+
+_CODES = {1: "NLOPT_SUCCESS", 2: "NLOPT_STOPVAL_REACHED", 3: "NLOPT_FTOL_REACHED", 4: "NLOPT_XTOL_REACHED",
+          5: "NLOPT_MAXEVAL_REACHED", 6: "NLOPT_MAXTIME_REACHED"}
 
 
 class UnstructuredMarginal:
@@ -59,6 +62,10 @@ class UnstructuredMarginal:
         # the moments as (k², c²) and (k², p²) matrices: every contraction below is one product
         self._flat = [S.reshape(S.shape[0] ** 2, c * c) for S in whitening.moments]
         self._flat_x = [np.ascontiguousarray(S[:, :, :p, :p]).reshape(S.shape[0] ** 2, p * p) for S in whitening.moments]
+        # each pattern's entries in the groups' stacked T × T matrices, raveled (no index grids per evaluation)
+        T = self.T
+        self._index = [(u.group * T * T + u.times[:, None] * T + u.times[None, :]).ravel() for u in whitening.units]
+        self._counts = [float(u.rows.shape[0]) for u in whitening.units]
         self._diag = self._rows == self._cols
         self.evaluations = 0
 
@@ -98,57 +105,91 @@ class UnstructuredMarginal:
         """The criterion (REML or ML, σ profiled; as :func:`..engine.objective.criterion`) and its gradient."""
         self.evaluations += 1
         Ls = self.factors(x)
-        covs = [L @ L.T for L in Ls]
+        covs = np.stack([L @ L.T for L in Ls]).ravel()
         p = self.p
         c_ = self.w.A.shape[1]
-        M = np.zeros((c_, c_))
+        flat_m = np.zeros(c_ * c_)
         logdet = 0.0
         omegas = []
-        for unit, S in zip(self.w.units, self._flat):
-            C = covs[unit.group][np.ix_(unit.times, unit.times)]
-            Lc = np.linalg.cholesky(C)
-            Om = sla.cho_solve((Lc, True), np.eye(C.shape[0]), check_finite=False)
+        for idx, S, m in zip(self._index, self._flat, self._counts):
+            k = int(math.isqrt(idx.size))
+            Lc = np.linalg.cholesky(covs[idx].reshape(k, k))
+            Li = np.linalg.inv(Lc)
+            Om = Li.T @ Li
             omegas.append(Om)
-            M += (Om.reshape(-1) @ S).reshape(c_, c_)
-            logdet += unit.rows.shape[0] * 2.0 * float(np.log(np.diag(Lc)).sum())
+            flat_m += Om.reshape(-1) @ S
+            logdet += m * 2.0 * float(np.log(np.diagonal(Lc)).sum())
+        M = flat_m.reshape(c_, c_)
         M = (M + M.T) / 2.0
-        chol = sla.cho_factor(M[:p, :p], lower=True, check_finite=False)
-        beta = sla.cho_solve(chol, M[:p, p], check_finite=False)
+        Lx = np.linalg.cholesky(M[:p, :p])
+        Lxi = np.linalg.inv(Lx)
+        Minv = Lxi.T @ Lxi
+        beta = Minv @ M[:p, p]
         r2 = float(M[p, p] - M[:p, p] @ beta)
         value = self.logdet_r + logdet + self.c * (1.0 + math.log(2.0 * math.pi * r2 / self.c))
-        Minv = sla.cho_solve(chol, np.eye(p), check_finite=False) if self.reml else None
         if self.reml:
-            value += 2.0 * float(np.log(np.diag(chol[0])).sum())
+            value += 2.0 * float(np.log(np.diagonal(Lx)).sum())
         e = np.r_[-beta, 1.0]
-        K = [np.zeros((self.T, self.T)) for _ in range(self.G)]
+        K = np.zeros(self.G * self.T * self.T)
         ee = np.outer(e, e).reshape(-1) * (self.c / r2)
-        for unit, S, Sx, Om in zip(self.w.units, self._flat, self._flat_x, omegas):
+        mx = Minv.reshape(-1)
+        for idx, S, Sx, Om, m in zip(self._index, self._flat, self._flat_x, omegas, self._counts):
             k = Om.shape[0]
-            H = (S @ ee).reshape(k, k)
+            H = S @ ee
             if self.reml:
-                H += (Sx @ Minv.reshape(-1)).reshape(k, k)
-            Ku = unit.rows.shape[0] * Om - Om @ H @ Om
-            K[unit.group][np.ix_(unit.times, unit.times)] += Ku
+                H += Sx @ mx
+            OmH = Om @ H.reshape(k, k)
+            K[idx] += (m * Om - OmH @ Om).reshape(-1)
+        K = K.reshape(self.G, self.T, self.T)
         grads = []
-        for g, (L, Kg) in enumerate(zip(Ls, K)):
-            GL = 2.0 * (Kg + Kg.T) / 2.0 @ L
+        for L, Kg in zip(Ls, K):
+            GL = (Kg + Kg.T) @ L
             gv = GL[self._rows, self._cols]
             gv = np.where(self._diag, gv * L[self._rows, self._cols], gv)
             grads.append(gv)
         return value, np.concatenate(grads)[1:]
 
     # ---------------------------------------------------------------- fit
-    def fit(self, rho0: np.ndarray, *, check: bool = True, maxiter: int = 1000) -> tuple[np.ndarray, FitRecord]:
-        """Minimise from ρ0 by BFGS with the analytic gradient; the structure's ρ̂ and a fit record.
+    def fit(self, rho0: np.ndarray, *, check: bool = True, maxeval: int = 10000) -> tuple[np.ndarray, FitRecord]:
+        """Minimise from ρ0 by limited-memory BFGS (nlopt's LD_LBFGS) with the analytic gradient; the
+        structure's ρ̂ and a fit record.
 
         The convergence check (lme4's scaled gradient and Hessian definiteness) uses the analytic
-        gradient and a Hessian of central differences of it.
+        gradient and a Hessian of forward differences of it.
         """
         x0 = self.from_params(rho0)
+        best = [math.inf, x0.copy()]
+        count = [0]
+
+        def objective(x: np.ndarray, grad: np.ndarray) -> float:
+            count[0] += 1
+            try:
+                value, g = self.value_and_grad(x)
+            except np.linalg.LinAlgError:  # a covariance not numerically positive definite: step back
+                if grad.size:
+                    grad[:] = 0.0
+                return 1e300
+            if grad.size:
+                grad[:] = g
+            if value < best[0]:
+                best[0], best[1] = value, x.copy()
+            return value
+
+        opt = nlopt.opt(nlopt.LD_LBFGS, x0.size)
+        opt.set_min_objective(objective)
+        opt.set_ftol_rel(FTOL_REL)
+        opt.set_xtol_rel(XTOL_REL)
+        opt.set_maxeval(maxeval)
         t0 = time.perf_counter()
-        out = minimize(self.value_and_grad, x0, jac=True, method="BFGS", options={"gtol": GTOL, "maxiter": maxiter})
+        code, message = 1, "converged"
+        try:
+            opt.optimize(x0)
+            code = opt.last_optimize_result()
+            message = _CODES.get(code, str(code))
+        except nlopt.RoundoffLimited:  # the best point is as good as the arithmetic allows
+            code, message = 1, "converged (roundoff limited)"
         seconds = time.perf_counter() - t0
-        x = out.x
+        x = best[1]
         msgs: list[str] = []
         grad = None
         worst = None
@@ -156,22 +197,22 @@ class UnstructuredMarginal:
             _, g = self.value_and_grad(x)
             H = np.empty((x.size, x.size))
             for i in range(x.size):
-                h = 1e-5 * max(abs(x[i]), 1.0)
+                h = 1e-6 * max(abs(x[i]), 1.0)
                 e = np.zeros(x.size)
                 e[i] = h
-                H[i] = (self.value_and_grad(x + e)[1] - self.value_and_grad(x - e)[1]) / (2 * h)
+                H[i] = (self.value_and_grad(x + e)[1] - g) / h
             H = (H + H.T) / 2.0
             extra, worst = convergence_warnings(g, H, np.arange(x.size))
             msgs.extend(extra)
             grad = tuple(float(v) for v in g)
-        if not out.success and not msgs:
-            msgs.append(f"BFGS stopped: {out.message}")
+        if code == 5:  # NLOPT_MAXEVAL_REACHED
+            msgs.append(f"L-BFGS stopped after {maxeval} evaluations")
         record = FitRecord(
-            optimizer="BFGS (analytic gradient, Cholesky parameters)",
-            evaluations=int(out.nfev),
+            optimizer="nlopt LD_LBFGS (analytic gradient, Cholesky parameters)",
+            evaluations=count[0],
             seconds=seconds,
-            return_code=1 if out.success else -1,
-            message="converged" if out.success else str(out.message),
+            return_code=code,
+            message=message,
             theta_start=tuple(float(v) for v in rho0),
             gradient=grad,
             max_scaled_gradient=worst,

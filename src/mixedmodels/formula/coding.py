@@ -201,8 +201,12 @@ def stray_text(s: pd.Series, name: str, *, response: bool = False) -> str | None
     values = pd.Series([v for v in s.to_numpy() if isinstance(v, str)], dtype=object)
     if values.empty:
         return None
-    is_num = values.map(lambda v: bool(_NUMBER.fullmatch(v))).to_numpy(bool)
-    is_comma = ~is_num & values.map(lambda v: bool(_DECIMAL_COMMA.fullmatch(v))).to_numpy(bool)
+    # classify each distinct string once (a factor column repeats a few labels over many rows)
+    codes, uniq = pd.factorize(values)
+    num_u = np.array([bool(_NUMBER.fullmatch(v)) for v in uniq], dtype=bool)
+    comma_u = np.array([bool(_DECIMAL_COMMA.fullmatch(v)) for v in uniq], dtype=bool)
+    is_num = num_u[codes]
+    is_comma = ~is_num & comma_u[codes]
     n_num, n_comma = int(is_num.sum()), int(is_comma.sum())
     if n_comma > n_num and n_comma + n_num > len(values) / 2:
         examples = ", ".join(repr(v) for v in list(dict.fromkeys(values[is_comma]))[:3])
