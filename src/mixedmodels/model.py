@@ -19,6 +19,7 @@ from .engine.threads import blas_policy
 from .exceptions import ModelError
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
+from .terms import boundary_components
 
 
 #: The criterion where the residual covariance cannot be factored (large, finite: BOBYQA needs numbers).
@@ -346,7 +347,10 @@ class LinearMixedModel:
             theta, value, record = self._degenerate_fit(x0)
         else:
             with blas_policy():
-                theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
+                theta, value, record = optimize_theta(
+                    obj, x0, self.lower_bounds, check=check_convergence, control=self.control,
+                    boundary=lambda th: boundary_components(self.terms, th),
+                )
         result = LinearMixedModelResults(self, theta, value, record)
         if warn:
             result.emit_warnings()
