@@ -537,6 +537,10 @@ def build_design(
             raise FormulaError(f"random-effects term '{spec.label}' has no columns")
         if not np.all(np.isfinite(z)):
             raise DataError(f"random-effects term '{spec.label}' has infinite values")
+        cnames = tuple(r_column_names(zm.columns, zm.model_spec.encoder_state, tr.atoms))
+        structure = random_structure(spec.structure, cnames)
+        if structure.needs_factor_columns:
+            _check_factor_columns(z, zm, tr, spec.label, spec.structure)
         refs, levels = grouping_factor(frame, spec.group)
         if len(levels) < 2:
             raise ModelError(f"grouping factor {spec.group_label!r} must have more than one level (it has {len(levels)})")
@@ -551,11 +555,7 @@ def build_design(
                 f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
                 f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"
             )
-        cnames = tuple(r_column_names(zm.columns, zm.model_spec.encoder_state, tr.atoms))
         _check_slopes_vary(z, refs, len(levels), list(cnames), term_label)
-        structure = random_structure(spec.structure, cnames)
-        if structure.needs_factor_columns:
-            _check_factor_columns(z, zm, tr, term_label, spec.structure)
         terms.append(
             RandomEffectsTerm(
                 group=spec.group_label,
