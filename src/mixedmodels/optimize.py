@@ -289,7 +289,10 @@ def optimize_theta(
     theta, value, FitRecord
     """
     if boundary is None:
-        boundary = lambda th: singular_components(th, lower)  # noqa: E731
+
+        def boundary(th: np.ndarray) -> np.ndarray:
+            return singular_components(th, lower)
+
     ctl = control if control is not None else OptimizerControl()
     evals = 0
 

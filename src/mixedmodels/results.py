@@ -16,8 +16,8 @@ from .engine.threads import engine_threads
 from .exceptions import DataError
 from .formula.design import group_labels
 from .optimize import FitRecord
-from .terms import boundary_components
 from .report.table import Table, as_table
+from .terms import boundary_components
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel

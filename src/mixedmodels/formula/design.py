@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.linalg as sla
 from formulaic import model_matrix
 
+from ..covariance.random import random_structure
 from ..exceptions import (
     DataError,
     DataWarning,
@@ -29,7 +30,6 @@ from ..exceptions import (
     ScaleWarning,
     warn_user,
 )
-from ..covariance.random import random_structure
 from ..terms import RandomEffectsTerm
 from .coding import check_predictor_types, coerce_columns, empty_strings, label, stray_text
 from .naming import factor_levels, r_column_names

@@ -72,10 +72,10 @@ def boundary_df(null: Any, alt: Any) -> int | None:
     unmatched_alt = [blk for blk in b if blk not in a]
     if len(unmatched_null) == 1 and len(unmatched_alt) == 1:
         (g0, c0, s0), (g1, c1, s1) = unmatched_null[0], unmatched_alt[0]
-        if g0 == g1 and set(c0) < set(c1) and len(c1) == len(c0) + 1 and s1 in _ADDED_COVARIANCES:
-            # a one-column null term is of every class; a two-column cs is unstructured
-            if s0 == s1 or (s0 == "us" and (len(c0) == 1 or (len(c0) == 2 and s1 == "cs"))):
-                return _ADDED_COVARIANCES[s1](len(c0))
+        # a one-column null term is of every class; a two-column cs is unstructured
+        same_class = s0 == s1 or (s0 == "us" and (len(c0) == 1 or (len(c0) == 2 and s1 == "cs")))
+        if g0 == g1 and set(c0) < set(c1) and len(c1) == len(c0) + 1 and s1 in _ADDED_COVARIANCES and same_class:
+            return _ADDED_COVARIANCES[s1](len(c0))
     return None
 
 
