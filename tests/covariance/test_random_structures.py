@@ -276,12 +276,14 @@ def test_linear_parameters_span_the_structure(kind, p):
 
     pars = [np.where(s.lower() == 0, rng.uniform(0.3, 2.0, s.npar), rng.uniform(-1.5, 1.5, s.npar)) for _ in range(12)]
     rank = max(np.linalg.matrix_rank(jacobian(vech, par), tol=1e-7) for par in pars)
-    basis = s.linear_parameters()
+    basis = s.linear_basis()
     points = np.array([vech(par) for par in pars])
     if basis is None:
         # not linear: the structure's covariances span more than its own number of dimensions
         assert np.linalg.matrix_rank(points, tol=1e-8) > rank
         assert kind in ("cs", "ar1", "hetar1") and p >= 3
+        with pytest.raises(ModelError, match="Kenward-Roger's method is not available"):
+            s.linear_parameters()
         return
     assert np.linalg.matrix_rank(points, tol=1e-8) == rank
     E = np.zeros((len(basis), len(tri[0])))
@@ -294,6 +296,11 @@ def test_linear_parameters_span_the_structure(kind, p):
     assert len(basis) == rank == np.linalg.matrix_rank(E)
     coef = np.linalg.lstsq(E.T, points.T, rcond=None)[0]
     np.testing.assert_allclose(E.T @ coef, points.T, atol=1e-10)
+    if all(len(elements) == 1 for elements in basis):  # the single-element form: γ_r = G[a, b]
+        assert s.linear_parameters() == [elements[0] for elements in basis]
+    else:
+        with pytest.raises(ModelError, match="Kenward-Roger's method is not available"):
+            s.linear_parameters()
 
 
 # ------------------------------------------------------------------------------------------ dense criterion

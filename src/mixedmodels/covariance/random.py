@@ -22,6 +22,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exceptions import ModelError
+
 #: Parameters with a lower bound of 0 below this are "on the boundary" (lme4's isSingular tol); a
 #: correlation this close to one of its bounds is on the boundary too (lme4 2.x's test).
 SINGULAR_TOL = 1e-4
@@ -99,13 +101,31 @@ class RandomCovariance(ABC):
         """Parameters for SDs/correlations ``phi`` (the inverse of :meth:`to_phi`)."""
 
     @abstractmethod
-    def linear_parameters(self) -> list[list[tuple[int, int]]] | None:
+    def linear_basis(self) -> list[list[tuple[int, int]]] | None:
         """The covariance's linear parameters (Kenward–Roger's basis), or None if it has none.
 
         ``G = Σ_r γ_r E_r`` with ``E_r`` the symmetric 0/1 matrix with ones at the listed ``(a, b)``
-        elements (``a ≥ b``) and their transposes. None when the structure's covariances do not
+        elements (``a ≥ b``) and their transposes (one element for lme4's variances and covariances,
+        all diagonal elements for a shared variance). None when the structure's covariances do not
         form a linear space (a heterogeneous compound symmetry, an AR(1) of three or more columns).
         """
+
+    def linear_parameters(self) -> list[tuple[int, int]]:
+        """The linear parameters as single elements ``(a, b)`` of ``G`` (``γ_r = G[a, b]``), for structures whose
+        every linear parameter is one variance or covariance (``us``, ``diag``, two-column ``cs``).
+
+        Raises
+        ------
+        ModelError
+            When a parameter sets several elements (a shared variance) or the structure is not linear.
+        """
+        basis = self.linear_basis()
+        if basis is None or any(len(elements) != 1 for elements in basis):
+            raise ModelError(
+                f"Kenward-Roger's method is not available here for the {self.description} covariance of the random "
+                f"effects ({' + '.join(self.cnames)}); use Satterthwaite"
+            )
+        return [elements[0] for elements in basis]
 
     def phi_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the :meth:`to_phi` values (SDs ``[0, ∞)``, correlations ``[-1, 1]``)."""
@@ -209,7 +229,7 @@ class RandomUnstructured(RandomCovariance):
         lam = (sd[:, None] * _robust_chol(R)) / sigma
         return lam[rows, cols]
 
-    def linear_parameters(self) -> list[list[tuple[int, int]]]:
+    def linear_basis(self) -> list[list[tuple[int, int]]]:
         rows, cols = self.rows_cols
         return [[(r, c)] for r, c in zip(rows.tolist(), cols.tolist())]
 
@@ -346,7 +366,7 @@ class RandomStructured(RandomCovariance):
                 out.append(self.npar - 1)
         return np.asarray(out, dtype=np.int64)
 
-    def linear_parameters(self) -> list[list[tuple[int, int]]] | None:
+    def linear_basis(self) -> list[list[tuple[int, int]]] | None:
         p = self.p
         diagonal = [(j, j) for j in range(p)]
         below = [(a, b) for b in range(p) for a in range(b + 1, p)]

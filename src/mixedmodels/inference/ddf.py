@@ -193,7 +193,7 @@ class KenwardRoger:
         if not result.reml:
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
         for t in result.terms:
-            if t.structure.linear_parameters() is None:
+            if t.structure.linear_basis() is None:
                 raise ModelError(
                     f"Kenward-Roger's method needs covariances linear in their parameters, and the {t.structure.description} "
                     f"covariance of the random effects ({' + '.join(t.cnames)} | {t.group}) is not; use Satterthwaite"
@@ -211,7 +211,7 @@ class KenwardRoger:
         offset = 0
         for t in self.result.terms:
             base = offset + t.p * np.arange(t.nlevels)
-            for elements in t.structure.linear_parameters():
+            for elements in t.structure.linear_basis():
                 rows, cols = [], []
                 for a, b in elements:
                     ia, ib = base + a, base + b
