@@ -97,7 +97,11 @@ def lmer(
     Parameters
     ----------
     formula : str
-        lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``. A term may name the
+        covariance of its random effects as lme4 2.x and glmmTMB: ``us(x | g)`` (the default),
+        ``diag(x | g)``, ``cs(x | g)`` (one common correlation), ``ar1(0 + f | g)`` (across the levels
+        of a factor ``f``), the homogeneous ``homdiag``, ``homcs`` and the heterogeneous ``hetar1``
+        (or ``diag(x | g, hom = TRUE)``, ``cs(x | g, hom = TRUE)``, ``ar1(0 + f | g, hom = FALSE)``).
     data : pandas.DataFrame
         The data; rows with missing values in the variables used are dropped and counted.
     REML : bool

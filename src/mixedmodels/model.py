@@ -19,6 +19,7 @@ from .engine.threads import blas_policy, engine_threads
 from .exceptions import ModelError
 from .formula.design import Design, build_design
 from .optimize import FitRecord, OptimizerControl, optimize_theta
+from .terms import boundary_components
 
 
 #: Most rounds of parameters-then-fitted-values for a power of the fitted values, and their tolerance.
@@ -389,7 +390,10 @@ class LinearMixedModel:
             value = self.criterion_at(theta)
         else:
             with blas_policy():
-                theta, value, record = optimize_theta(obj, x0, self.lower_bounds, check=check_convergence, control=self.control)
+                theta, value, record = optimize_theta(
+                    obj, x0, self.lower_bounds, check=check_convergence, control=self.control,
+                    boundary=lambda th: boundary_components(self.terms, th),
+                )
         result = LinearMixedModelResults(self, theta, value, record)
         if warn:
             result.emit_warnings()

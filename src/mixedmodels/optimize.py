@@ -265,6 +265,7 @@ def optimize_theta(
     *,
     check: bool = True,
     control: OptimizerControl | None = None,
+    boundary: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float, FitRecord]:
     """Run the optimizer, lme4's edge restart, then lme4's singularity and convergence checks.
 
@@ -278,11 +279,20 @@ def optimize_theta(
         Compute the finite-difference gradient check when it is cheap (and ``control.check_conv``).
     control : OptimizerControl, optional
         Optimizer and tolerances (lme4's defaults when None).
+    boundary : callable, optional
+        Indices of the components of θ on the boundary of the parameter space (a structure's
+        correlation at ±1, say); default :func:`singular_components` (components at a lower bound of 0).
+        They are left out of the gradient check and make the fit singular.
 
     Returns
     -------
     theta, value, FitRecord
     """
+    if boundary is None:
+
+        def boundary(th: np.ndarray) -> np.ndarray:
+            return singular_components(th, lower)
+
     ctl = control if control is not None else OptimizerControl()
     evals = 0
 
@@ -314,11 +324,10 @@ def optimize_theta(
         value = fun(theta)
         g, H = finite_difference_derivatives(fun, theta, value)
         grad = tuple(float(v) for v in g)
-        boundary = singular_components(theta, lower)
-        interior = np.setdiff1d(np.arange(n), boundary)
+        interior = np.setdiff1d(np.arange(n), boundary(theta))
         extra, worst = convergence_warnings(g, H, interior)
         msgs.extend(extra)
-    if singular_components(theta, lower).size:
+    if boundary(theta).size:
         msgs.append("boundary (singular) fit: see help('isSingular')")
     record = FitRecord(
         optimizer=f"nlopt LN_{ctl.optimizer.upper().replace('_', '')}",

@@ -15,8 +15,9 @@ from .ranef import RandomEffectsReads, unique_group_names
 from .engine.threads import engine_threads
 from .exceptions import DataError
 from .formula.design import group_labels
-from .optimize import FitRecord, singular_components
+from .optimize import FitRecord
 from .report.table import Table, as_table
+from .terms import boundary_components
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
@@ -228,18 +229,16 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
 
         One row per variance, one per covariance (``vcov`` the covariance, ``sdcor`` the
         correlation) and the residual row; columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``.
+        A structured term has the rows of its parameters (:meth:`RandomCovariance.varcorr_rows`): one
+        variance for a homogeneous one, no covariances for ``diag``, one correlation for ``cs`` and ``ar1``.
         """
         rows = []
         names = unique_group_names([t.group for t in self.terms])
-        for name, t, cov in zip(names, self.terms, self.covariances):
-            S = cov.to_numpy()
-            sd = np.sqrt(np.diag(S))
-            for i in range(t.p):
-                rows.append((name, t.cnames[i], None, S[i, i], sd[i]))
-            for j in range(t.p):
-                for i in range(j + 1, t.p):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else float("nan")
-                    rows.append((name, t.cnames[j], t.cnames[i], S[i, j], corr))
+        start = 0
+        for name, t in zip(names, self.terms):
+            par = self.theta[start : start + t.ntheta]
+            start += t.ntheta
+            rows.extend((name, *row) for row in t.structure.varcorr_rows(par, self.sigma))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return Table(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
@@ -277,13 +276,13 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     @property
     def singular(self) -> bool:
         """True when a variance or correlation estimate is on the boundary (lme4's ``isSingular``)."""
-        return bool(singular_components(self.theta, self.model.lower_bounds).size)
+        return bool(boundary_components(self.terms, self.theta).size)
 
     @property
     def singular_terms(self) -> list[str]:
         """θ elements on the boundary, by lme4 name."""
         names = self.theta_names
-        return [names[i] for i in singular_components(self.theta, self.model.lower_bounds)]
+        return [names[i] for i in boundary_components(self.terms, self.theta)]
 
     @property
     def converged(self) -> bool:

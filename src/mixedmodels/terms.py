@@ -91,3 +91,16 @@ class RandomEffectsTerm:
     def lambda_matrix(self, theta: np.ndarray) -> np.ndarray:
         """The ``p × p`` lower-triangular factor λ for this term's slice of θ."""
         return self.structure.lam(theta)
+
+
+def boundary_components(terms: tuple[RandomEffectsTerm, ...], theta: np.ndarray) -> np.ndarray:
+    """Indices of the entries of θ on the boundary of their term's structure: a variance at 0 (lme4's
+    ``isSingular``) or a structure's correlation at one of its bounds (lme4 2.x). Entries after the terms'
+    (residual-structure and variance-function parameters) are never on a boundary."""
+    theta = np.asarray(theta, dtype=float)
+    out: list[np.ndarray] = []
+    start = 0
+    for t in terms:
+        out.append(start + t.structure.on_boundary(theta[start : start + t.ntheta]))
+        start += t.ntheta
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)

@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.linalg as sla
 from formulaic import model_matrix
 
+from ..covariance.random import random_structure
 from ..exceptions import (
     DataError,
     DataWarning,
@@ -227,6 +228,26 @@ def _check_slopes_vary(z: np.ndarray, refs: np.ndarray, nlev: int, names: list[s
             )
 
 
+def _check_factor_columns(z: np.ndarray, zm: Any, tr: Any, label: str, kind: str) -> None:
+    """A structure across the levels of a factor (``ar1``) needs the term's columns to be that factor's
+    indicator columns: one factor, no intercept, no other variable (as glmmTMB's ``ar1``)."""
+    factors = [expr for expr, state in zm.model_spec.encoder_state.items() if factor_levels(state)]
+    example = f"{kind}(0 + visit | subject)"
+    if len(tr.used) != 1 or len(factors) != 1:
+        what = ", ".join(repr(c) for c in sorted(tr.used)) or "no variable"
+        if len(tr.used) == 1 and not factors:
+            raise ModelError(
+                f"{label}: {kind}() needs the indicator columns of one factor, and {what} is numeric; "
+                f"write factor({next(iter(tr.used))}) to treat it as one, as in {example}"
+            )
+        raise ModelError(f"{label}: {kind}() needs the indicator columns of one factor, as in {example}; the term uses {what}")
+    ones = np.isin(z, (0.0, 1.0)).all() and np.all(z.sum(axis=1) == 1.0)
+    if not ones or z.shape[1] != len(factor_levels(zm.model_spec.encoder_state[factors[0]])):
+        raise ModelError(
+            f"{label}: {kind}() needs one column per level of the factor, without an intercept: write the term as {example}"
+        )
+
+
 def scale_warning(X: np.ndarray, tol: float = 1e3) -> str | None:
     """lme4's ``checkScaleX``: non-binary columns whose SDs differ by more than ``tol`` (or are extreme)."""
     cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
@@ -425,7 +446,7 @@ def build_design(
     for spec in parsed.random:
         for g in spec.group:
             if g not in data.columns:
-                raise _unknown_column(g, cols, f"({spec.expr} | {spec.group_label})")
+                raise _unknown_column(g, cols, spec.label)
     offset_trs = [translate(f"I({expr})", cols, aliases=aliases) for expr in parsed.offsets]  # as a value, not a formula
     for c in extra_columns:
         if c not in data.columns:
@@ -513,9 +534,13 @@ def build_design(
         zm = _matrix(tr.text, fframe, ctx, "the random-effects term")
         z = np.asarray(zm, dtype=float)
         if z.shape[1] == 0:
-            raise FormulaError(f"random-effects term '({spec.expr} | {spec.group_label})' has no columns")
+            raise FormulaError(f"random-effects term '{spec.label}' has no columns")
         if not np.all(np.isfinite(z)):
-            raise DataError(f"random-effects term '({spec.expr} | {spec.group_label})' has infinite values")
+            raise DataError(f"random-effects term '{spec.label}' has infinite values")
+        cnames = tuple(r_column_names(zm.columns, zm.model_spec.encoder_state, tr.atoms))
+        structure = random_structure(spec.structure, cnames)
+        if structure.needs_factor_columns:
+            _check_factor_columns(z, zm, tr, spec.label, spec.structure)
         refs, levels = grouping_factor(frame, spec.group)
         if len(levels) < 2:
             raise ModelError(f"grouping factor {spec.group_label!r} must have more than one level (it has {len(levels)})")
@@ -524,13 +549,12 @@ def build_design(
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
                 f"the number of observations ({n})"
             )
-        term_label = f"({spec.expr} | {spec.group_label})"
+        term_label = spec.label
         if len(levels) * z.shape[1] >= n:
             raise ModelError(
                 f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
                 f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"
             )
-        cnames = tuple(r_column_names(zm.columns, zm.model_spec.encoder_state, tr.atoms))
         _check_slopes_vary(z, refs, len(levels), list(cnames), term_label)
         terms.append(
             RandomEffectsTerm(
@@ -541,6 +565,7 @@ def build_design(
                 z=np.ascontiguousarray(z),
                 cnames=cnames,
                 spec=zm.model_spec,
+                structure=structure,
             )
         )
     order = lme4_term_order([t.nlevels for t in terms])

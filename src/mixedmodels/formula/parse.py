@@ -7,6 +7,12 @@ translate; random-effects terms ``(expr | group)`` are recognised here and expan
 * ``(1 | a/b)``     -> ``(1 | a) + (1 | b:a)``     (nested)
 * ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
 
+A term may name its covariance structure as lme4 2.x and glmmTMB do: ``us(x | g)`` (the default),
+``diag(x | g)``, ``cs(x | g)``, ``ar1(0 + f | g)``, the homogeneous ``homdiag``/``homcs`` and the
+heterogeneous ``hetar1``, or lme4 2.x's ``diag(x | g, hom = TRUE)``, ``cs(x | g, hom = TRUE)`` and
+``ar1(0 + f | g, hom = FALSE)``. Only a call whose first argument holds a ``|`` is a structure, so a
+column named ``diag`` stays an ordinary variable.
+
 Names in backticks (```Gruppe ID```) may hold any character but a backtick; the grouping
 variables are kept without their backticks.
 """
@@ -21,6 +27,20 @@ from ..exceptions import FormulaError
 
 #: A column name that needs no backticks (letters in any script, digits, ``.`` and ``_``).
 _NAME = re.compile(r"(?:[^\W\d]|\.(?!\d))[\w.]*")
+#: A function call's name and its opening parenthesis at the start of a term.
+_CALL = re.compile(r"((?:[^\W\d]|\.(?!\d))[\w.]*)\s*\(")
+#: Covariance structures a random-effects term may name, with the structure ``hom = TRUE`` and
+#: ``hom = FALSE`` give (None: the name takes no ``hom``); the first is the name's default.
+STRUCTURE_NAMES: dict[str, tuple[str, str | None, str | None]] = {
+    "us": ("us", None, None),
+    "diag": ("diag", "homdiag", "diag"),
+    "homdiag": ("homdiag", None, None),
+    "cs": ("cs", "homcs", "cs"),
+    "homcs": ("homcs", None, None),
+    "ar1": ("ar1", "ar1", "hetar1"),
+    "hetar1": ("hetar1", None, None),
+}
+_LOGICAL = {"TRUE": True, "T": True, "FALSE": False, "F": False}
 
 
 @dataclass(frozen=True)
@@ -34,15 +54,25 @@ class RandomTermSpec:
     group : tuple of str
         Column names (without backticks) whose interaction is the grouping factor, in lme4's
         naming order.
+    structure : str
+        The covariance structure: ``"us"`` (lme4's default), ``"diag"``, ``"homdiag"``, ``"cs"``,
+        ``"homcs"``, ``"ar1"`` or ``"hetar1"`` (:data:`STRUCTURE_NAMES` maps the names written to these).
     """
 
     expr: str
     group: tuple[str, ...]
+    structure: str = "us"
 
     @property
     def group_label(self) -> str:
         """Name of the grouping factor as lme4 prints it (``"cask:batch"``)."""
         return ":".join(self.group)
+
+    @property
+    def label(self) -> str:
+        """The term as written in a formula (``"(1 + Days | Subject)"``, ``"cs(1 + Days | Subject)"``)."""
+        inner = f"({self.expr} | {self.group_label})"
+        return inner if self.structure == "us" else f"{self.structure}{inner}"
 
 
 @dataclass(frozen=True)
@@ -164,7 +194,7 @@ def _uncorrelated(expr: str) -> list[str]:
     return (["1"] if intercept else []) + [f"0 + {p}" for p in rest]
 
 
-def _random_term(inner: str, text: str) -> list[RandomTermSpec] | None:
+def _random_term(inner: str, text: str, structure: str = "us") -> list[RandomTermSpec] | None:
     bar = _find_bar(inner)
     if bar is None:
         return None
@@ -177,7 +207,43 @@ def _random_term(inner: str, text: str) -> list[RandomTermSpec] | None:
     exprs = _uncorrelated(lhs) if width == 2 else [lhs]
     if not exprs:
         raise FormulaError(f"random-effects term '({inner})' has no columns (no intercept and no variables)")
-    return [RandomTermSpec(expr=e, group=g) for g in _expand_group(group, text) for e in exprs]
+    return [RandomTermSpec(expr=e, group=g, structure=structure) for g in _expand_group(group, text) for e in exprs]
+
+
+def _call_end(piece: str) -> int:
+    """Position of the parenthesis closing the call that opens ``piece``."""
+    return next(i for i, ch, depth in _scan(piece) if ch == ")" and depth == 0)
+
+
+def _structured_term(name: str, args: str, text: str) -> list[RandomTermSpec] | None:
+    """The terms of ``name(expr | g, ...)``; None when the call's first argument has no bar (an ordinary function)."""
+    parts = _split_top(args, ",")
+    first = parts[0].strip()
+    call = f"{name}({args})"
+    if _find_bar(first) is None:
+        if any(_find_bar(p) is not None for p in parts[1:]):
+            raise FormulaError(f"in {call!r}, the random-effects term 'expr | group' must be the first argument")
+        return None
+    if name not in STRUCTURE_NAMES:
+        known = ", ".join(STRUCTURE_NAMES)
+        raise FormulaError(f"unknown covariance structure {name!r} in {call!r} (in {text!r}); use one of: {known}")
+    if _find_bar(first)[1] == 2:
+        raise FormulaError(
+            f"'||' inside {name}() in {text!r}: the structure sets the correlations; write {name}(expr | group)"
+        )
+    structure, when_hom, when_het = STRUCTURE_NAMES[name]
+    for arg in (p.strip() for p in parts[1:]):
+        key, eq, value = arg.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key:
+            raise FormulaError(f"{name}() takes one term and named arguments; got {arg!r} in {call!r}")
+        if key != "hom" or when_hom is None:
+            takes = "hom = TRUE or FALSE" if when_hom is not None else "no arguments besides the term"
+            raise FormulaError(f"unknown argument {key!r} of {name}() in {call!r}: {name}() takes {takes}")
+        if value not in _LOGICAL:
+            raise FormulaError(f"{name}(..., hom = {value}) in {call!r}: hom must be TRUE or FALSE")
+        structure = when_hom if _LOGICAL[value] else when_het
+    return _random_term(first, text, structure)
 
 
 def parse_formula(text: str) -> ParsedFormula:
@@ -218,10 +284,16 @@ def parse_formula(text: str) -> ParsedFormula:
         piece = piece.strip()
         if not piece:
             raise FormulaError(f"empty term ('+' with nothing beside it) in {text!r}")
-        # A piece may be "(1|g) - 1": peel bar terms off its front.
-        while piece.startswith("("):
-            end = next(i for i, ch, depth in _scan(piece) if depth == 0)
-            terms = _random_term(piece[1:end], text)
+        # A piece may be "(1|g) - 1" or "cs(x|g) - 1": peel bar terms off its front.
+        while True:
+            if piece.startswith("("):
+                end = next(i for i, ch, depth in _scan(piece) if depth == 0)
+                terms = _random_term(piece[1:end], text)
+            elif (call := _CALL.match(piece)) is not None:
+                end = _call_end(piece)
+                terms = _structured_term(call.group(1), piece[call.end() : end], text)
+            else:
+                break
             if terms is None:
                 break
             random.extend(terms)

@@ -33,15 +33,25 @@ def _fixed_key(m: Any) -> tuple[str, ...]:
     return tuple(sorted(_design(m).fixed_names))
 
 
-def _re_blocks(m: Any) -> list[tuple[str, tuple[str, ...]]]:
-    """Random-effects terms as ``(grouping factor, column names)``."""
-    return [(t.group, tuple(t.cnames)) for t in _design(m).terms]
+def _re_blocks(m: Any) -> list[tuple[str, tuple[str, ...], str]]:
+    """Random-effects terms as ``(grouping factor, column names, covariance class)``; structures allowing the same
+    covariances share a class (:attr:`RandomCovariance.model_class`: any one-column term is ``us``)."""
+    return [(t.group, tuple(t.cnames), t.structure.model_class) for t in _design(m).terms]
+
+
+#: Covariance classes in which one more column adds a variance and its covariances with the term's other
+#: columns (``us``) or only a variance (``diag``, ``cs``: the correlation is shared), with the ``k`` covariances
+#: added as a function of the null term's number of columns.
+_ADDED_COVARIANCES = {"us": lambda p: p, "diag": lambda p: 0, "cs": lambda p: 0}
 
 
 def boundary_df(null: Any, alt: Any) -> int | None:
     """``k`` when ``alt`` adds one variance (and its covariances with ``k`` effects) to ``null``, else None.
 
     The fixed effects must be the same; the LRT then has the 50:50 χ²_k:χ²_{k+1} null distribution.
+    A term of a structure gains ``k`` = its number of columns for ``us``, 0 for ``diag`` and ``cs``
+    (a new variance only; ``cs`` shares its correlation); other structures (homogeneous variances, AR(1)
+    across levels) do not nest this way and get no boundary p-value.
     """
     if _fixed_key(null) != _fixed_key(alt):
         return None
@@ -61,9 +71,11 @@ def boundary_df(null: Any, alt: Any) -> int | None:
     unmatched_null = [blk for blk in a if blk not in b]
     unmatched_alt = [blk for blk in b if blk not in a]
     if len(unmatched_null) == 1 and len(unmatched_alt) == 1:
-        (g0, c0), (g1, c1) = unmatched_null[0], unmatched_alt[0]
-        if g0 == g1 and set(c0) < set(c1) and len(c1) == len(c0) + 1:
-            return len(c0)
+        (g0, c0, s0), (g1, c1, s1) = unmatched_null[0], unmatched_alt[0]
+        # a one-column null term is of every class; a two-column cs is unstructured
+        same_class = s0 == s1 or (s0 == "us" and (len(c0) == 1 or (len(c0) == 2 and s1 == "cs")))
+        if g0 == g1 and set(c0) < set(c1) and len(c1) == len(c0) + 1 and s1 in _ADDED_COVARIANCES and same_class:
+            return _ADDED_COVARIANCES[s1](len(c0))
     return None
 
 

@@ -61,10 +61,10 @@ class VarianceParameters:
         return np.array(out), sigma
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of φ."""
-        lower = np.array([-1.0 if k == "cor" else 0.0 for k in self.kinds])
-        upper = np.array([1.0 if k == "cor" else np.inf for k in self.kinds])
-        lower[-1] = 1e-10
+        """Lower and upper bounds of φ (each structure's: a compound symmetry's correlation is at least −1/(p − 1))."""
+        parts = [t.structure.phi_bounds() for t in self.terms]
+        lower = np.concatenate([lo for lo, _ in parts] + [[1e-10]])
+        upper = np.concatenate([hi for _, hi in parts] + [[np.inf]])
         return lower, upper
 
 

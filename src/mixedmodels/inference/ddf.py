@@ -192,6 +192,12 @@ class KenwardRoger:
     def __init__(self, result: "LinearMixedModelResults") -> None:
         if not result.reml:
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
+        for t in result.terms:
+            if t.structure.linear_basis() is None:
+                raise ModelError(
+                    f"Kenward-Roger's method needs covariances linear in their parameters, and the {t.structure.description} "
+                    f"covariance of the random effects ({' + '.join(t.cnames)} | {t.group}) is not; use Satterthwaite"
+                )
         self.result = result
         self.warnings: list[str] = []
         self.phi = result.vcov.to_numpy()
@@ -199,14 +205,19 @@ class KenwardRoger:
 
     # ------------------------------------------------------------------ the adjusted covariance
     def _parameters(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """Each γ_r as index arrays ``(rows, cols)`` of ``E_r`` on the Z columns (``G_r = Z E_r Z'``); None is σ²."""
+        """Each γ_r as index arrays ``(rows, cols)`` of the ones of ``E_r`` on the Z columns (``G_r = Z E_r Z'``);
+        None is σ². A parameter of a structured term may set several elements (a shared variance)."""
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
         offset = 0
         for t in self.result.terms:
             base = offset + t.p * np.arange(t.nlevels)
-            for a, b in t.structure.linear_parameters():
-                ia, ib = base + a, base + b
-                out.append((ia, ib) if a == b else (np.r_[ia, ib], np.r_[ib, ia]))
+            for elements in t.structure.linear_basis():
+                rows, cols = [], []
+                for a, b in elements:
+                    ia, ib = base + a, base + b
+                    rows += [ia] if a == b else [ia, ib]
+                    cols += [ib] if a == b else [ib, ia]
+                out.append((np.concatenate(rows), np.concatenate(cols)))
             offset += t.q
         out.append(None)
         return out

@@ -12,7 +12,9 @@ covariance at the subject's times, or σ²I without one) and ``D`` the variance 
 weights. Kenward & Roger's quantities (:mod:`.kr_residual` gives the formulas) are sums over clusters
 of dense ``n_c × n_c`` products, in the parameters ``γ``:
 
-* each random-effects term's variances and covariances (``G`` is linear in them, as in pbkrtest);
+* each random-effects term's linear parameters (its variances and covariances, as in pbkrtest; a shared
+  variance for the homogeneous structures); the first-order method takes every element of ``G`` for a
+  structure not linear in its parameters, and the full method refuses it;
 * the residual structure in SAS's parameterisation (:mod:`..covariance.kr_parameters`; ``car1`` as
   SAS's ``SP(EXP)``: σ² and the range ``d`` of ``exp(−|Δt|/d)``), or σ² without one;
 * the variance function's δ (nlme's parameters).
@@ -93,6 +95,19 @@ class KenwardRogerGeneral(KenwardRoger):
         self.warnings: list[str] = []
         self.phi = result.vcov.to_numpy()
         self._subjects = self._subject_rows()
+        self._bases = []
+        for t in model.design.terms:
+            basis = t.structure.linear_basis()
+            if basis is None:
+                if not first_order:
+                    raise ModelError(
+                        f"Kenward-Roger's second-order term is not available for the {t.structure.description} covariance "
+                        f"of ({' + '.join(t.cnames)} | {t.group}), which is not linear in its parameters; use "
+                        "ddf='kenward-roger-linear' or 'satterthwaite'"
+                    )
+                # the first-order adjustment does not depend on the parameterisation: every element of G
+                basis = [[(a, b)] for b in range(t.p) for a in range(b, t.p)]
+            self._bases.append(basis)
         self.clusters = clusters(model.design.terms, None if w is None else w.binding.subject, model.nobs)
         largest = max(c.size for c in self.clusters)
         if largest > MAX_CLUSTER:
@@ -166,9 +181,9 @@ class KenwardRogerGeneral(KenwardRoger):
         params, sigma = varpar[:-1], varpar[-1]
         k, kr = model.n_theta, model.n_theta + model.n_rho
         out, off = [], 0
-        for t in model.design.terms:
+        for t, basis in zip(model.design.terms, self._bases):
             G = t.structure.covariance(params[off:off + t.ntheta], sigma)
-            out += [G[a, b] for a, b in t.structure.linear_parameters()]
+            out += [G[elements[0]] for elements in basis]
             off += t.ntheta
         return np.r_[out, self._gamma_residual(params[k:kr], sigma), params[kr:]]
 
@@ -198,7 +213,7 @@ class KenwardRogerGeneral(KenwardRoger):
             J[:, k] = (self._gamma(varpar + e) - self._gamma(varpar - e)) / (2 * h)
         W = J @ res.ddf_calculator("satterthwaite").vcov_varpar @ J.T
 
-        n_g = sum(len(t.structure.linear_parameters()) for t in model.design.terms)
+        n_g = sum(len(b) for b in self._bases)
         n_delta = 0 if model.variance is None else res.theta.size - model.n_theta - model.n_rho
         n_r = m - n_g - n_delta
         psi = gamma[n_g:]
@@ -230,10 +245,7 @@ class KenwardRogerGeneral(KenwardRoger):
                         d2[n_g + r, n_g + s] = val
 
         # random-effects derivatives: Z_c E_r Z_c' per term parameter
-        g_terms = []
-        for t in model.design.terms:
-            for a, b in t.structure.linear_parameters():
-                g_terms.append((t, a, b))
+        g_terms = [(t, elements) for t, basis in zip(model.design.terms, self._bases) for elements in basis]
         sigma2 = res.sigma**2
         P = [np.zeros((p, p)) for _ in range(m)]
         Q = {(r, s): np.zeros((p, p)) for r in range(m) for s in range(r, m)}
@@ -242,11 +254,14 @@ class KenwardRogerGeneral(KenwardRoger):
         for c, rows in enumerate(self.clusters):
             V = base[c].copy()
             dV = []
-            for t, a, b in g_terms:
+            for t, elements in g_terms:
                 zt, lev = t.z[rows], t.refs[rows]
                 same = lev[:, None] == lev[None, :]
-                M = np.outer(zt[:, a], zt[:, b]) * same
-                dV.append(M if a == b else M + M.T)
+                d = np.zeros((rows.size, rows.size))
+                for a, b in elements:
+                    M = np.outer(zt[:, a], zt[:, b]) * same
+                    d += M if a == b else M + M.T
+                dV.append(d)
             for t, L in zip(model.design.terms, lam):
                 zt, lev = t.z[rows], t.refs[rows]
                 same = lev[:, None] == lev[None, :]

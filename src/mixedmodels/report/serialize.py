@@ -41,6 +41,25 @@ def residual_to_dict(r: "LinearMixedModelResults") -> dict[str, Any]:
     }
 
 
+def random_terms_to_dict(r: "LinearMixedModelResults") -> list[dict[str, Any]]:
+    """Each random-effects term: its group (lme4's name), columns, covariance structure and the structure's
+    parameters on the SD/correlation scale (``sd(Days|Subject)``, ``cor(cs|Subject)``)."""
+    from ..ranef import unique_group_names
+
+    out, start = [], 0
+    for name, t in zip(unique_group_names([t.group for t in r.terms]), r.terms):
+        s = t.structure
+        phi = s.to_phi(r.theta[start : start + t.ntheta], r.sigma)
+        start += t.ntheta
+        out.append({
+            "group": name,
+            "columns": list(t.cnames),
+            "structure": s.kind,
+            "parameters": [{"name": n, "estimate": json_number(v)} for n, v in zip(s.phi_labels(t.group), phi)],
+        })
+    return out
+
+
 def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwaite") -> dict[str, Any]:
     """The fit as plain Python types: estimates, variance components, likelihood and fit record.
 
@@ -85,6 +104,7 @@ def results_to_dict(r: "LinearMixedModelResults", ddf: str | None = "satterthwai
             }
             for row in r.varcorr.itertuples(index=False)
         ],
+        "random_terms": random_terms_to_dict(r),
         **({"residual": residual_to_dict(r)} if r.residual_structure is not None else {}),
         **(
             {"variance": {"function": str(r.variance_function.spec),

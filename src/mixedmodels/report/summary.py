@@ -78,28 +78,37 @@ class Summary:
         """lme4's ``formatVC`` table: variances and SDs each in one R ``format(digits = 4)`` layout.
 
         Columns are left-aligned as R prints a character matrix; the correlations of each term are
-        rounded to 2 decimals.
+        rounded to 2 decimals. A structured term shows its rows as lme4 2.x and glmmTMB print them:
+        one SD for a homogeneous structure, no correlations for ``diag``, and the one correlation of
+        ``cs`` or ``ar1`` tagged on its first row (``0.45 (cs)``).
         """
         r = self.results
         vc = r.varcorr
         var_rows = vc[vc["var2"].isna()]
         var_txt = format_r(var_rows["vcov"].tolist(), DIGITS)
         sd_txt = format_r(var_rows["sdcor"].tolist(), DIGITS)
-        maxp = max((t.p for t in r.terms), default=1)
-        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (maxp - 2) if maxp > 1 else [])]
-        i = 0
         names = list(dict.fromkeys(vc["grp"]))
-        for name in names:
-            block = vc[vc["grp"] == name]
+        tags = [t.structure.correlation_tag for t in r.terms] + [None]  # the last block is the residual
+        blocks = [vc[vc["grp"] == name] for name in names]
+        ncorr = max(
+            [1 if tag else int(b["var2"].notna().any()) * (int(b["var2"].isna().sum()) - 1) for b, tag in zip(blocks, tags)],
+            default=0,
+        )
+        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr else [])]
+        i = 0
+        for name, block, tag in zip(names, blocks, tags):
             diag = block[block["var2"].isna()]
             cov = block[block["var2"].notna()]
             cn = list(diag["var1"]) if name != "Residual" else [""]
             corr_txt = _correlation_strings(cov)
             for a, var1 in enumerate(cn):
                 row = [name if a == 0 else "", var1, var_txt[i], sd_txt[i]]
-                if maxp > 1:
+                if tag:
+                    corr = [f"{format_r([round_r(float(cov['sdcor'].iloc[0]), 2)], nsmall=2)[0]} ({tag})"] if a == 0 else []
+                else:
                     corr = [corr_txt.get((cn[b], var1), "") for b in range(a)]
-                    row += corr + [""] * (maxp - 1 - len(corr))
+                if ncorr:
+                    row += corr + [""] * (ncorr - len(corr))
                 rows.append(row)
                 i += 1
         body = table(rows, ["l"] * len(rows[0]), indent=1)
