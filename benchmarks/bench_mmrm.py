@@ -5,7 +5,8 @@ Usage: ``python benchmarks/bench_mmrm.py [--reps N] [--no-r] [--scale]``
 * a trial: 2 arms, 5 visits, 220 subjects with dropout (about 1,000 rows), ``y ~ arm * visit + base``
   with an unstructured within-subject covariance, REML: ours (``mm.mmrm``), nlme's
   ``gls(correlation = corSymm, weights = varIdent)`` and mmrm's ``us(visit | id)``;
-* with ``--scale``: 10,000 subjects × 6 visits ``us`` (about 55,000 rows), and ``ar1`` within subjects
+* with ``--scale``: 10,000 subjects × 6 visits ``us`` (with dropout, about 47,500 rows, and complete, 60,000
+  rows), and ``ar1`` within subjects
   with a random intercept per site, 100,000 rows (ours only).
 
 Prints medians, evaluations, peak memory (ru_maxrss of this process) and the ratios.
@@ -30,7 +31,7 @@ import pandas as pd
 import mixedmodels as mm
 
 
-def trial(n_subjects: int, n_visits: int, seed: int, sites: int = 0) -> pd.DataFrame:
+def trial(n_subjects: int, n_visits: int, seed: int, sites: int = 0, dropout: bool = True) -> pd.DataFrame:
     """Simulated trial data: AR-like within-subject correlation, growing variance, dropout."""
     rng = np.random.default_rng(seed)
     visits = [f"V{i + 1}" for i in range(n_visits)]
@@ -44,6 +45,8 @@ def trial(n_subjects: int, n_visits: int, seed: int, sites: int = 0) -> pd.DataF
     site = rng.integers(0, max(sites, 1), n_subjects)
     y = mean + eps + (rng.normal(0, 1, max(sites, 1))[site][:, None] if sites else 0.0)
     last = np.minimum(n_visits, 2 + rng.geometric(0.25, n_subjects))  # dropout after visit 2
+    if not dropout:
+        last[:] = n_visits
     rows = [
         (f"S{i:05d}", ("PBO", "TRT")[arm[i]], visits[j], base[i], y[i, j], f"site{site[i]}")
         for i in range(n_subjects)
@@ -110,7 +113,10 @@ def main() -> None:
     if args.scale:
         big = trial(10_000, 6, seed=2)
         secs, fit = median_time(lambda: mm.mmrm("y ~ arm * visit + base + us(visit | id)", big), 1)
-        print(f"10,000 subjects x 6 visits, us: {len(big)} rows, {secs:.2f} s, {fit.fit_record.evaluations} evaluations")
+        print(f"10,000 subjects x 6 visits, us, with dropout: {len(big)} rows, {secs:.2f} s, {fit.fit_record.evaluations} evaluations")
+        full = trial(10_000, 6, seed=2, dropout=False)
+        secs, fit = median_time(lambda: mm.mmrm("y ~ arm * visit + base + us(visit | id)", full), 3)
+        print(f"10,000 subjects x 6 visits, us, complete: {len(full)} rows, {secs:.2f} s, {fit.fit_record.evaluations} evaluations")
         sites = trial(26_000, 6, seed=3, sites=50)
         sites = sites.iloc[:100_000]
         secs, fit = median_time(
