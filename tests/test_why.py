@@ -195,3 +195,72 @@ def test_two_rows_at_one_time_is_an_error():
     dup = pd.concat([ss, ss.iloc[[0]]], ignore_index=True)
     with pytest.raises(DataError, match="more than one row at Days = 0"):
         compare_naive(mm.lmer("Reaction ~ Days + (Days | Subject)", dup))
+
+
+# ---------------------------------------------------------------------- command line and reports
+def _cli(capsys, *argv):
+    from mixedmodels.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_json_has_the_issue_names(capsys):
+    code, out, _ = _cli(capsys, "why", str(DATA / "residual_trial.csv"), "--formula", "y ~ arm * visit + base",
+                        "--residual", "us(visit | id)", "--subject", "id", "--time", "visit", "--json")
+    assert code == 0
+    d = json.loads(out)
+    ref = REF["trial"]
+    assert [c["term"] for c in d["ols"]["coefficients"]] == ref["ols"]["terms"]
+    _close([c["std_error"] for c in d["ols"]["coefficients"]], ref["ols"]["std_error"], CLOSED)
+    t = d["ttest_last"]
+    assert t["time"] == "V5" and t["n_per_group"] == {"PBO": 33, "TRT": 42}
+    for key in ("welch", "pooled"):
+        _close([t[key]["statistic"], t[key]["df"], t[key]["p_value"]],
+               [ref["ttest_last"][key][k] for k in ("statistic", "df", "p_value")], CLOSED)
+    rm = d["rm_anova"]
+    assert (rm["n_subjects_used"], rm["n_subjects_dropped"]) == (66, 34)
+    assert [e["effect"] for e in rm["effects"]] == ["arm", "visit", "arm:visit"]
+    _close([s["hf_epsilon"] for s in rm["sphericity"]], ref["rm_anova"]["sphericity"]["hf_epsilon"], CLOSED)
+    assert np.array(d["correlation"]["empirical"]).shape == (5, 5) and np.array(d["correlation"]["implied"]).shape == (5, 5)
+    assert "slopes" in d and "n_subjects_used" in d["slopes"]
+
+
+def test_cli_text_and_report(capsys, tmp_path):
+    html = tmp_path / "why.html"
+    code, out, err = _cli(capsys, "why", "sleepstudy", "--formula", "Reaction ~ Days + (Days | Subject)", "--report", str(html))
+    assert code == 0 and "Repeated-measures ANOVA" in out and "What each naive analysis gets wrong here:" in out
+    page = html.read_text()
+    assert "Why a mixed model?" in page and "Mauchly" in page and "data:image/png;base64," in page
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["why", "{one}", "--formula", "Reaction ~ 1 + (1 | Subject)"], "no repeated measures"),
+    (["why", "sleepstudy", "--formula", "Reaction ~ Days"], "needs random effects"),
+    (["why", "sleepstudy", "--formula", "Reaction ~ Days + (Days | Subject)", "--time", "nope"], "time column 'nope' is not in the data"),
+])
+def test_cli_errors_one_line_exit_2(capsys, tmp_path, argv, message):
+    one = tmp_path / "one.csv"
+    ss = mm.datasets.load("sleepstudy")
+    ss[ss["Days"] == 0].to_csv(one, index=False)
+    code, _, err = _cli(capsys, *[a.format(one=one) for a in argv])
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_fit_report_with_why_section(tmp_path):
+    fit = _fit("sleepstudy")
+    path = fit.report(str(tmp_path / "r.html"), why=True)
+    page = Path(path).read_text()
+    assert page.index("Why a mixed model?") < page.index("<h2>Model</h2>")
+    assert "Greenhouse" in page
+
+
+def test_time_not_in_the_model_needs_data():
+    ss = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ 1 + (1 | Subject)", ss)
+    with pytest.raises(mm.ModelError, match="no variable of the model varies within subjects"):
+        compare_naive(fit)
+    c = compare_naive(fit, time="Days", data=ss)
+    assert c.layout.time == "Days" and c.rm_anova.n_subjects_used == 18
+    _close(c.rm_anova.effects["F"].iloc[0], REF["sleepstudy"]["rm_anova"]["effects"]["F"], CLOSED)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataError, MixedModelsError
+from ..exceptions import DataError, MixedModelsError, ModelError
 from ..report.serialize import json_number
 from .contrasts import ModelContrasts
 from .correlation import by_lag, implied_correlation, pairwise_correlation
@@ -327,9 +327,15 @@ def why(formula: str, data: pd.DataFrame, *, subject: str | None = None, time: s
     from ..formula.parse import parse_formula
     from .layout import check_repeated
 
+    parsed = parse_formula(formula)
+    if not parsed.random and kwargs.get("residual") is None:
+        raise ModelError(
+            "why compares a mixed model with the naive analyses: the formula needs random effects such as "
+            "(1 | subject), or give a residual structure"
+        )
     who = subject
     if who is None:
-        groups = [r.group[0] for r in parse_formula(formula).random if len(r.group) == 1]
+        groups = [r.group[0] for r in parsed.random if len(r.group) == 1]
         residual = kwargs.get("residual")
         if isinstance(residual, str):
             groups.append(parse_residual(residual).subject)

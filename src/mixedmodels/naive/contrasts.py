@@ -63,11 +63,13 @@ class ModelContrasts:
         return sum(ck * self.mean_row(k, factor, level) for k, ck in enumerate(c))
 
     def test(self, rows: np.ndarray) -> dict | None:
-        """Estimate, SE and Satterthwaite t-test of one row; F-test of several. None if not estimable."""
+        """Estimate, SE and Satterthwaite t-test of one row; F-test of several. None if not estimable or identically 0."""
         rows = np.atleast_2d(rows)
         if not all(self.grid.estimable(r) for r in rows):
             return None
         L = rows[:, self.view.kept_columns]
+        if not np.any(np.abs(L) > 1e-12):  # the model has no term for the question (time not in the formula)
+            return None
         try:
             res = self.fit.contest(L)
             df1, df2 = float(res["NumDF"]), float(res["DenDF"])

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..report.format import table
 from ..report.serialize import json_number
+from .classical import Test
 
 if TYPE_CHECKING:
     from .compare import GroupTest, NaiveComparison
@@ -28,10 +29,12 @@ def g(x: float | None, digits: int = 3) -> str:
 
 
 def pv(p: float | None) -> str:
-    """A p-value: two significant digits, ``< 0.0001`` below."""
+    """A p-value: two significant digits (``9.0e-21`` below 0.0001)."""
     if p is None or not math.isfinite(p):
         return "NA"
-    return "< 0.0001" if p < 1e-4 else g(p, 2)
+    if p < 1e-300:
+        return "< 1e-300"
+    return f"{p:.1e}" if p < 1e-4 else g(p, 2)
 
 
 def _peq(p: float | None) -> str:
@@ -46,35 +49,39 @@ def _lag_ends(c: "NaiveComparison", column: str) -> tuple[float, float]:
 
 def _ols_sentence(c: "NaiveComparison") -> str:
     t = c.ols
-    terms = [x for x in t.index if x != "(Intercept)"] or list(t.index)
-    key = max(terms, key=lambda x: abs(math.log(t.at[x, "se_ratio"])) if t.at[x, "se_ratio"] > 0 else 0.0)
-    r = float(t.at[key, "se_ratio"])
     d = c.design_effect
     n, s = c.summary["n_observations"], c.summary["n_subjects"]
-    head = f"OLS treats the {n} rows of {s} subjects as independent: its SE for {key} is {g(t.at[key, 'std_error'])} where the mixed model's is {g(t.at[key, 'mixed_std_error'])}"
-    if r >= 1:
-        head += f" ({g(r)} times larger), so OLS overstates the evidence"
-    else:
-        head += f" ({g(1 / r)} times smaller: each subject serves as its own control, which OLS ignores)"
-    m = f"{g(d['m'])} rows per subject" + ("" if d["balanced"] else f" on average ({d['min_size']}–{d['max_size']})")
-    return head + f"; with {m} and ICC {g(d['icc'])} the design effect 1 + (m − 1)·ICC is {g(d['value'])}, about {g(d['effective_n'])} independent observations' worth, not {n}."
+    ratio = t["se_ratio"]
+    hi, lo = ratio.idxmax(), ratio.idxmin()
+    wrong = []
+    if ratio[hi] > 1.05:
+        wrong.append(f"{g(ratio[hi])} times too small for {hi} ({g(t.at[hi, 'std_error'])} against the mixed model's "
+                     f"{g(t.at[hi, 'mixed_std_error'])}), overstating the evidence,")
+    if ratio[lo] < 1 / 1.05:
+        wrong.append(f"{g(1 / ratio[lo])} times too large for {lo} ({g(t.at[lo, 'std_error'])} against "
+                     f"{g(t.at[lo, 'mixed_std_error'])})")
+    what = ("its SEs are " + " and ".join(wrong)).rstrip(",") if wrong else "its SEs happen to be within 5% of the mixed model's here"
+    m = f"{d['m']:.3g} rows per subject" + ("" if d["balanced"] else f" on average ({d['min_size']}–{d['max_size']})")
+    return (f"OLS treats the {n} rows of {s} subjects as independent: {what}; with {m} and ICC {g(d['icc'])} the design "
+            f"effect 1 + (m − 1)·ICC is {g(d['value'])}, about {g(d['effective_n'])} independent observations' worth, not {n}.")
 
 
-def _mixed_text(mixed: dict | None) -> str:
-    if mixed is None:
-        return "the mixed model gives no estimate of it"
-    if "estimate" in mixed:
-        return f"the mixed model's {g(mixed['estimate'])} (SE {g(mixed['std_error'])}, {_peq(mixed['p_value'])})"
-    return f"the mixed model's F = {g(mixed['statistic'])} ({_peq(mixed['p_value'])})"
+def _est(x: Any) -> str:
+    """``estimate (SE se, p = p)`` of a naive test or a mixed-model answer; an F-test as ``F = f (p = p)``."""
+    if x is None:
+        return "no estimate"
+    if isinstance(x, Test):
+        if x.estimate is None:
+            return f"F = {g(x.statistic)} ({_peq(x.p_value)})"
+        se = x.estimate / x.statistic if x.statistic else math.nan
+        return f"{g(x.estimate)} (SE {g(se)}, {_peq(x.p_value)})"
+    if "estimate" in x:
+        return f"{g(x['estimate'])} (SE {g(x['std_error'])}, {_peq(x['p_value'])})"
+    return f"F = {g(x['statistic'])} ({_peq(x['p_value'])})"
 
 
-def _naive_text(t: "GroupTest") -> str:
-    w = t.welch
-    if w is None:
-        return f"no test ({t.note})"
-    if w.estimate is not None:
-        return f"{g(w.estimate)} (SE {g(w.estimate / w.statistic if w.statistic else math.nan)}, {_peq(w.p_value)})"
-    return f"F = {g(w.statistic)} ({_peq(w.p_value)})"
+def _se(t: Test | None) -> str:
+    return g(t.estimate / t.statistic) if t is not None and t.estimate is not None and t.statistic else "NA"
 
 
 def _ttest_sentences(c: "NaiveComparison") -> dict[str, str]:
@@ -84,66 +91,89 @@ def _ttest_sentences(c: "NaiveComparison") -> dict[str, str]:
     tl, tc, tf = c.ttest_last, c.ttest_completers, c.ttest_locf
     used = sum(tl.n_per_group.values())
     out = {}
-    if tl.factor is not None:
-        comp = f"{tl.groups[-1]} − {tl.groups[0]}" if len(tl.groups) == 2 else f"the levels of {tl.factor}"
+    if tl.welch is None:
+        out["ttest_last"] = f"The t-test at {lay.time} = {last} cannot be computed here ({tl.note})."
+    elif tl.factor is not None:
+        comp = f"t-test of {tl.groups[-1]} − {tl.groups[0]}" if len(tl.groups) == 2 else f"one-way ANOVA of {tl.factor}"
+        missing = f" and the {ns - used} subjects not observed there" if ns > used else ""
         out["ttest_last"] = (
-            f"The t-test of {comp} at {lay.time} = {last} uses {used} of the {n} rows, ignoring every earlier visit and the "
-            f"{ns - used} subjects not observed there: Welch gives {_naive_text(tl)} where {_mixed_text(tl.mixed)} from all the rows."
+            f"The {comp} at {lay.time} = {last} uses {used} of the {n} rows, ignoring every earlier visit{missing}: "
+            f"Welch gives {_est(tl.welch)}, while the mixed model, from all the rows, gives {_est(tl.mixed)}."
         )
     else:
-        pair = tl.paired
-        paired = f", {g(pair.estimate / pair.statistic)} as a paired test of the {tl.extra['n_paired']} subjects seen at both" if pair else ""
+        m = tl.mixed
+        pair = f", a paired test of the {tl.extra['n_paired']} subjects seen at both {_se(tl.paired)}" if tl.paired else ""
+        mixed = f" and the mixed model, from all the rows, {g(m['std_error'])}" if m is not None and "std_error" in m else ""
+        est = [g(tl.welch.estimate)] + ([g(tl.paired.estimate)] if tl.paired else []) + ([g(m["estimate"])] if mixed else [])
         out["ttest_last"] = (
             f"The two-sample t-test of {lay.time} = {last} against {lay.time} = {first} uses {used} of the {n} rows and treats a "
-            f"subject's two measurements as independent: Welch gives {_naive_text(tl)}{paired}, where {_mixed_text(tl.mixed)} from all the rows."
+            f"subject's two measurements as independent: its SE is {_se(tl.welch)} (Welch){pair}{mixed} (differences {', '.join(est)})."
         )
     nc = tc.extra["n_subjects"]
-    out["ttest_completers"] = (
-        f"Restricted to the {nc} of {ns} subjects observed at every time point, the t-test at {lay.time} = {last} gives "
-        f"{_naive_text(tc)}, against {_naive_text(tl)} for everyone observed there and {_mixed_text(tc.mixed)}; "
-        "completers are a fair sample only if dropping out has nothing to do with the outcome."
-    )
+    at_last = tf.extra["last_observed_at"].get(last, 0)
+    if nc == ns:
+        out["ttest_completers"] = f"All {ns} subjects are observed at every time point, so the completers' t-test is the one above."
+    elif nc == at_last:
+        out["ttest_completers"] = (f"The {nc} subjects observed at {lay.time} = {last} are exactly the completers, so the "
+                                   "completers' test is the one above, with its reliance on dropping out having nothing to do with the outcome.")
+    else:
+        out["ttest_completers"] = (
+            f"Restricted to the {nc} of {ns} subjects observed at every time point, the test at {lay.time} = {last} gives "
+            f"{_est(tc.welch)} rather than {_est(tl.welch)}, and the mixed model {_est(tc.mixed)}: completers are a fair "
+            "sample only if dropping out has nothing to do with the outcome."
+        )
     early = ns - tf.extra["last_observed_at"].get(last, 0)
-    out["ttest_locf"] = (
-        f"Carrying each subject's last observation forward counts {early} of the {ns} subjects' values from before "
-        f"{lay.time} = {last} as if measured there: {_naive_text(tf)} against {_mixed_text(tf.mixed)} at {last}."
-    )
+    if early == 0:
+        out["ttest_locf"] = "Every subject is observed at the last time point, so carrying the last observation forward changes nothing here."
+    else:
+        out["ttest_locf"] = (
+            f"Carrying each subject's last observation forward counts {early} of the {ns} subjects' values from before "
+            f"{lay.time} = {last} as if measured there: {_est(tf.welch)}, while the mixed model at {lay.time} = {last} gives {_est(tf.mixed)}."
+        )
     return out
 
 
 def _slopes_sentence(c: "NaiveComparison") -> str:
     sl, lay = c.slopes, c.layout
     e = sl.extra
-    spread = f"{e['n_points_min']}" if e["n_points_min"] == e["n_points_max"] else f"{e['n_points_min']} or {e['n_points_max']}"
-    drop = f" and drops {e['n_subjects_dropped']} subject(s) with fewer than two" if e["n_subjects_dropped"] else ""
-    head = f"Per-subject slopes weight every subject alike whether its slope rests on {spread} time points{drop}"
+    naive = _est(e.get("one_sample") if sl.factor is None else sl.welch)
     if sl.factor is None:
-        t = e.get("one_sample")
-        se = f" (SE {g(t.estimate / t.statistic)}, {_peq(t.p_value)})" if t is not None and t.statistic else ""
-        return head + f": the mean slope is {g(sl.means['all'])}{se} {e['time_unit']} against {_mixed_text(sl.mixed)}."
-    return head + f": the slopes of {sl.factor} differ by {_naive_text(sl)} against {_mixed_text(sl.mixed)}."
+        what = "mean slope"
+    else:
+        f_test = sl.welch is not None and sl.welch.estimate is None
+        what = f"the one-way ANOVA of the slopes by {sl.factor} gives" if f_test else f"difference in slope ({sl.groups[-1]} − {sl.groups[0]})"
+    if sl.mixed is None:
+        return (f"Per-subject slopes give {what} {naive}{'' if naive.startswith('F') else ' ' + e['time_unit']}; the mixed model "
+                f"has no {lay.time} effect in its fixed part to compare with.")
+    if e["n_points_min"] == lay.n_times and not e["n_subjects_dropped"]:
+        return (f"With every subject at all {lay.n_times} time points the per-subject slopes agree with the mixed model: "
+                f"{what} {naive} against {_est(sl.mixed)}; it is missing visits that would make them weight a slope from two "
+                f"points like one from {lay.n_times}.")
+    drop = f" and drop {e['n_subjects_dropped']} subject(s) with fewer than two" if e["n_subjects_dropped"] else ""
+    return (f"Per-subject slopes weight a slope from {e['n_points_min']} time points like one from {e['n_points_max']}{drop}: "
+            f"{what} {naive}{'' if naive.startswith('F') else ' ' + e['time_unit']}, where the mixed model gives {_est(sl.mixed)}.")
 
 
 def _rm_sentence(c: "NaiveComparison") -> str:
     a, s, lay = c.rm_anova, c.summary, c.layout
     n, ns = s["n_observations"], s["n_subjects"]
     if not a.available:
-        return (f"RM-ANOVA needs every subject at every time point and {a.n_subjects_used} of {ns} subjects are complete: "
+        return (f"RM-ANOVA needs subjects observed at every time point and has {a.n_subjects_used} of {ns} here: "
                 f"it cannot be computed, while the mixed model uses all {n} rows.")
     kept = f"keeps {a.n_subjects_used} of {ns} subjects ({a.n_rows_dropped} of {n} rows dropped)" if a.n_subjects_dropped else f"uses all {ns} subjects"
     row = a.effects[a.effects["effect"] == lay.time].iloc[0]
     main = f"F for {lay.time} = {g(row['F'])} ({_peq(row['p_value'])})"
     sp = a.sphericity[a.sphericity["effect"] == lay.time]
-    e1, ek = _lag_ends(c, "empirical")
     if sp.empty:
         return f"RM-ANOVA {kept}: {main}."
     sp = sp.iloc[0]
     if not math.isfinite(sp["mauchly_W"]):
+        e1, ek = _lag_ends(c, "empirical")
         return (f"RM-ANOVA {kept}, too few to test sphericity, and its {main} assumes the same correlation at every lag, "
                 f"where the observed correlation goes from {g(e1, 2)} at lag 1 to {g(ek, 2)} at lag {lay.n_times - 1}.")
     verdict = "rejects" if sp["mauchly_p"] < 0.05 else "does not reject"
     return (f"RM-ANOVA {kept} and assumes sphericity, which Mauchly's test {verdict} (W = {g(sp['mauchly_W'])}, {_peq(sp['mauchly_p'])}); "
-            f"Greenhouse–Geisser's ε = {g(sp['gg_epsilon'])} (1 under sphericity) turns its {main} into p = {pv(sp['p_gg'])}.")
+            f"Greenhouse–Geisser's ε = {g(sp['gg_epsilon'])} (1 under sphericity) turns its {main} into {_peq(sp['p_gg'])}.")
 
 
 def _correlation_sentence(c: "NaiveComparison") -> str:
@@ -240,7 +270,7 @@ def _mixed_row(name: str, m: dict | None, n: int) -> list[str]:
 
 def _matrix_text(m: pd.DataFrame) -> str:
     rows = [[""] + [str(x) for x in m.columns]]
-    rows += [[str(i)] + [g(v, 2) if math.isfinite(v) else "." for v in row] for i, row in zip(m.index, m.to_numpy())]
+    rows += [[str(i)] + [f"{v:.2f}" if math.isfinite(v) else "." for v in row] for i, row in zip(m.index, m.to_numpy())]
     return table(rows, ["l"] + ["r"] * m.shape[1], indent=2)
 
 
