@@ -264,3 +264,20 @@ def test_time_not_in_the_model_needs_data():
     c = compare_naive(fit, time="Days", data=ss)
     assert c.layout.time == "Days" and c.rm_anova.n_subjects_used == 18
     _close(c.rm_anova.effects["F"].iloc[0], REF["sleepstudy"]["rm_anova"]["effects"]["F"], CLOSED)
+
+
+def test_guide_opens_with_why_and_its_numbers_are_printed(capsys):
+    """docs/guide.md opens with "Why not a t-test?"; its code prints its output block, and every decimal in its prose is in it."""
+    import re
+
+    text = (HERE.parent / "docs" / "guide.md").read_text()
+    first = re.search(r"^## .*$", text, re.M).group(0)
+    assert first == "## Why not a t-test?"
+    section = text[text.index(first): text.index("\n## ", text.index(first) + 1)]
+    code, shown = re.search(r"```python\n(.*?)```\n\n```\n(.*?)```", section, re.S).groups()
+    exec(compile(code, "guide", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.rstrip("\n") == shown.rstrip("\n")
+    prose = section[section.index("Reading it"): section.index("From the shell")]
+    numbers = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose)
+    assert numbers and all(n in printed for n in numbers), [n for n in numbers if n not in printed]

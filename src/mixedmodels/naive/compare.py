@@ -57,7 +57,8 @@ class GroupTest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        out: dict[str, Any] = {"comparison": self.label, "factor": self.factor, "groups": self.groups,
+        what = f"{self.groups[-1]} − {self.groups[0]}" if len(self.groups) == 2 else f"{self.factor} (F-test)" if self.factor else self.label
+        out: dict[str, Any] = {"comparison": what, "factor": self.factor, "groups": self.groups,
                                "n_per_group": self.n_per_group, "means": {k: json_number(v) for k, v in self.means.items()}}
         for key in ("welch", "pooled", "paired"):
             t = getattr(self, key)

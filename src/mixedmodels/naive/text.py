@@ -28,6 +28,13 @@ def g(x: float | None, digits: int = 3) -> str:
     return f"{x:.{max(digits - 1 - mag, 0)}f}"
 
 
+def dfs(x: float | None) -> str:
+    """Degrees of freedom: whole numbers as integers, others to three significant digits."""
+    if x is not None and math.isfinite(x) and float(x).is_integer():
+        return str(int(x))
+    return g(x)
+
+
 def pv(p: float | None) -> str:
     """A p-value: two significant digits (``9.0e-21`` below 0.0001)."""
     if p is None or not math.isfinite(p):
@@ -143,8 +150,8 @@ def _slopes_sentence(c: "NaiveComparison") -> str:
         f_test = sl.welch is not None and sl.welch.estimate is None
         what = f"the one-way ANOVA of the slopes by {sl.factor} gives" if f_test else f"difference in slope ({sl.groups[-1]} − {sl.groups[0]})"
     if sl.mixed is None:
-        return (f"Per-subject slopes give {what} {naive}{'' if naive.startswith('F') else ' ' + e['time_unit']}; the mixed model "
-                f"has no {lay.time} effect in its fixed part to compare with.")
+        return (f"The per-subject slopes ({naive}) have no counterpart in the mixed model, which has no {lay.time} term "
+                "in its fixed effects.")
     if e["n_points_min"] == lay.n_times and not e["n_subjects_dropped"]:
         return (f"With every subject at all {lay.n_times} time points the per-subject slopes agree with the mixed model: "
                 f"{what} {naive} against {_est(sl.mixed)}; it is missing visits that would make them weight a slope from two "
@@ -223,7 +230,7 @@ def to_dict(c: "NaiveComparison") -> dict[str, Any]:
     ttest = {}
     for key in ("ttest_last", "ttest_completers", "ttest_locf"):
         gt = getattr(c, key)
-        ttest[key] = {"time": c.layout.labels[-1], **gt.to_dict()}
+        ttest[key] = {"time": c.layout.labels[-1] if key != "ttest_locf" else "last observed", **gt.to_dict()}
     cor = c.correlation
     return {
         "data": c.summary,
@@ -251,7 +258,7 @@ def _test_rows(name: str, gt: "GroupTest") -> list[list[str]]:
     for label, t in (("Welch", gt.welch), ("pooled", gt.pooled), ("paired", gt.paired)):
         if t is None:
             continue
-        df = g(t.df) if t.df2 is None else f"{g(t.df)}, {g(t.df2)}"
+        df = dfs(t.df) if t.df2 is None else f"{dfs(t.df)}, {dfs(t.df2)}"
         est = g(t.estimate) if t.estimate is not None else ""
         se = g(t.estimate / t.statistic) if t.estimate is not None and t.statistic else ""
         rows.append([name, label, n if label != "paired" else str(gt.extra.get("n_paired", "")), est, se, g(t.statistic), df, pv(t.p_value)])
@@ -264,8 +271,8 @@ def _mixed_row(name: str, m: dict | None, n: int) -> list[str]:
     if m is None:
         return [name, "mixed", str(n), "", "", "", "", "not estimable"]
     if "estimate" in m:
-        return [name, "mixed", str(n), g(m["estimate"]), g(m["std_error"]), g(m["statistic"]), g(m["df"]), pv(m["p_value"])]
-    return [name, "mixed", str(n), "", "", g(m["statistic"]), f"{g(m['num_df'])}, {g(m['den_df'])}", pv(m["p_value"])]
+        return [name, "mixed", str(n), g(m["estimate"]), g(m["std_error"]), g(m["statistic"]), dfs(m["df"]), pv(m["p_value"])]
+    return [name, "mixed", str(n), "", "", g(m["statistic"]), f"{dfs(m['num_df'])}, {dfs(m['den_df'])}", pv(m["p_value"])]
 
 
 def _matrix_text(m: pd.DataFrame) -> str:
@@ -287,7 +294,7 @@ def format_text(c: "NaiveComparison") -> str:
     rows += [[str(t), g(r["estimate"], 4), g(r["std_error"]), g(r["mixed_estimate"], 4), g(r["mixed_std_error"]), g(r["se_ratio"])]
              for t, r in c.ols.iterrows()]
     out += ["", "1. Least squares ignoring the subjects (lm)", table(rows, ["l"] + ["r"] * 5, indent=2),
-            f"  design effect 1 + (m − 1)·ICC = 1 + ({g(d['m'])} − 1)·{g(d['icc'])} = {g(d['value'])}"
+            f"  design effect 1 + (m − 1)·ICC = 1 + ({d['m']:.3g} − 1)·{g(d['icc'])} = {g(d['value'])}"
             + ("" if d["balanced"] else f" (m is the mean of {d['min_size']}–{d['max_size']} rows per subject)")]
     tl = c.ttest_last
     what = (f"{tl.groups[-1]} − {tl.groups[0]}" if len(tl.groups) == 2 else f"levels of {tl.factor}") if tl.factor else f"{lay.time} {lay.labels[-1]} − {lay.labels[0]}"
@@ -300,7 +307,7 @@ def format_text(c: "NaiveComparison") -> str:
     if sl.factor is None and sl.extra.get("one_sample") is not None:
         t = sl.extra["one_sample"]
         rows.append(["mean slope", "one-sample", str(sl.extra["n_subjects_used"]), g(t.estimate), g(t.estimate / t.statistic) if t.statistic else "",
-                     g(t.statistic), g(t.df), pv(t.p_value)])
+                     g(t.statistic), dfs(t.df), pv(t.p_value)])
     rows += _test_rows("slopes", sl) if sl.factor else []
     rows.append(_mixed_row("all rows", sl.mixed, s["n_observations"]))
     out += ["", f"3. Per-subject slopes {sl.extra['time_unit']} ({sl.extra['n_subjects_used']} subjects, {sl.extra['n_subjects_dropped']} dropped)",
@@ -309,10 +316,10 @@ def format_text(c: "NaiveComparison") -> str:
     out += ["", f"4. Repeated-measures ANOVA on complete cases (afex aov_ez): {a.n_subjects_used} subjects used, "
                 f"{a.n_subjects_dropped} dropped ({a.n_rows_dropped} rows)"]
     if a.available:
-        rows = [["effect", "F", "num df", "den df", "p"]] + [[r["effect"], g(r["F"], 4), g(r["num_df"]), g(r["den_df"]), pv(r["p_value"])]
+        rows = [["effect", "F", "num df", "den df", "p"]] + [[r["effect"], g(r["F"], 4), dfs(r["num_df"]), dfs(r["den_df"]), pv(r["p_value"])]
                                                              for _, r in a.effects.iterrows()]
         out.append(table(rows, ["l", "r", "r", "r", "r"], indent=2))
-        if len(a.sphericity):
+        if len(a.sphericity) and a.sphericity["gg_epsilon"].notna().any():
             rows = [["effect", "Mauchly W", "p", "GG eps", "p[GG]", "HF eps", "p[HF]"]]
             rows += [[r["effect"], g(r["mauchly_W"]), pv(r["mauchly_p"]), g(r["gg_epsilon"]), pv(r["p_gg"]), g(r["hf_epsilon"]), pv(r["p_hf"])]
                      for _, r in a.sphericity.iterrows()]

@@ -75,7 +75,7 @@ def why_section(c: "NaiveComparison") -> str:
         columns={"std_error": "SE (OLS)", "mixed_estimate": "mixed estimate", "mixed_std_error": "SE (mixed)", "se_ratio": "SE ratio"})
     a = c.rm_anova
     rm = frame_html(a.effects[["effect", "F", "num_df", "den_df", "p_value"]], index=False) if a.available else ""
-    sph = frame_html(a.sphericity, index=False) if a.available and len(a.sphericity) else ""
+    sph = frame_html(a.sphericity, index=False) if a.available and a.sphericity["gg_epsilon"].notna().any() else ""
     rm_notes = "".join(f"<li class='muted'>{_esc(n)}</li>" for n in a.notes if n not in lay.notes)
     cor = c.correlation
     implied = ""
