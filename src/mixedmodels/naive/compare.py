@@ -25,10 +25,10 @@ import pandas as pd
 
 from ..exceptions import DataError, MixedModelsError, ModelError
 from ..report.serialize import json_number
+from .classical import Test, compare_groups, ols, one_sample, paired, subject_slopes, two_sample
 from .contrasts import ModelContrasts
 from .correlation import by_lag, implied_correlation, pairwise_correlation
-from .layout import Layout, _columns, describe, resolve_layout
-from .classical import Test, compare_groups, ols, one_sample, paired, subject_slopes, two_sample
+from .layout import Layout, describe, resolve_layout, source_frame
 from .rmanova import RMAnova, rm_anova
 
 if TYPE_CHECKING:
@@ -148,7 +148,6 @@ class NaiveComparison:
     def _group_test(self, label: str, per_subject: pd.DataFrame, mixed: dict | None, extra: dict | None = None) -> GroupTest:
         """``per_subject``: index subject, columns ``y`` and the factor (between) or ``first`` (time)."""
         factor, levels = self._compared()
-        lay = self.layout
         if factor is not None:
             per_subject = per_subject.dropna(subset=["y"])
             present = [lv for lv in levels if (per_subject[factor] == lv).sum() > 0]
@@ -162,7 +161,7 @@ class NaiveComparison:
         later = per_subject["y"].dropna().to_numpy()
         first = per_subject["first"].dropna().to_numpy()
         both = per_subject.dropna(subset=["y", "first"])
-        groups = [levels[0], label_later(label, levels)]
+        groups = [levels[0], levels[-1] if label != "last observed" else label]
         counts = {groups[0]: len(first), groups[1]: len(later)}
         means = {groups[0]: float(np.mean(first)) if len(first) else math.nan, groups[1]: float(np.mean(later)) if len(later) else math.nan}
         try:
@@ -264,11 +263,6 @@ class NaiveComparison:
         return why_section(self)
 
 
-def label_later(label: str, levels: list[str]) -> str:
-    """The later group of a comparison over time: the last time point, or the last observation."""
-    return levels[-1] if label != "last observed" else "last observed"
-
-
 def _random_intercept_fit(fit: "LinearMixedModelResults", layout: Layout, frame: pd.DataFrame):
     """``y ~ fixed + (1 | subject)`` by REML: the ICC of the design effect and the compound-symmetry picture."""
     t = fit.terms
@@ -312,7 +306,7 @@ def compare_naive(
         If the data have no repeated measures (one row per subject), two rows of a subject at one
         time, or a single time point.
     """
-    frame = _columns(fit, data)
+    frame = source_frame(fit, data)
     layout = resolve_layout(fit, subject=subject, time=time, data=data)
     return NaiveComparison(fit, layout, frame)
 

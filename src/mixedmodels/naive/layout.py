@@ -94,7 +94,8 @@ class Layout:
         return self.long[cols].drop_duplicates("subject").set_index("subject").reindex(self.subjects)
 
 
-def _columns(fit: "LinearMixedModelResults", data: pd.DataFrame | None) -> pd.DataFrame:
+def source_frame(fit: "LinearMixedModelResults", data: pd.DataFrame | None) -> pd.DataFrame:
+    """The data columns of the rows the fit used: its own frame, or those rows of ``data``."""
     design = fit.design
     if data is None:
         if design.frame is None:
@@ -200,7 +201,7 @@ def resolve_layout(
         If a subject has one row only everywhere (no repeated measures), a subject has two rows at
         one time, or time has one level or more than 50.
     """
-    frame = _columns(fit, data)
+    frame = source_frame(fit, data)
     subject = _choose_subject(fit, frame, subject)
     check_repeated(frame, subject)
     fixed, coerced = fixed_variables(fit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..report.format import table
@@ -287,8 +286,8 @@ def format_text(c: "NaiveComparison") -> str:
     times = f"{lay.labels[0]} … {lay.labels[-1]}" if lay.n_times > 3 else ", ".join(lay.labels)
     between = f"; between subjects: {', '.join(lay.between)}" if lay.between else ""
     out = [f"Naive analyses beside the mixed model {c.fit.formula}",
-           f"{s['n_observations']} rows, {s['n_subjects']} subjects ({lay.subject}), {lay.n_times} time points ({lay.time}: {times}), "
-           f"{s['n_complete_subjects']} subjects observed at every one{between}"]
+           (f"{s['n_observations']} rows, {s['n_subjects']} subjects ({lay.subject}), {lay.n_times} time points ({lay.time}: {times}), "
+            f"{s['n_complete_subjects']} subjects observed at every one{between}")]
     out += [f"note: {x}" for x in lay.notes]
     rows = [["term", "estimate", "SE (OLS)", "mixed est.", "SE (mixed)", "SE ratio"]]
     rows += [[str(t), g(r["estimate"], 4), g(r["std_error"]), g(r["mixed_estimate"], 4), g(r["mixed_std_error"]), g(r["se_ratio"])]
@@ -313,8 +312,8 @@ def format_text(c: "NaiveComparison") -> str:
     out += ["", f"3. Per-subject slopes {sl.extra['time_unit']} ({sl.extra['n_subjects_used']} subjects, {sl.extra['n_subjects_dropped']} dropped)",
             table(rows, ["l", "l"] + ["r"] * 6, indent=2)]
     a = c.rm_anova
-    out += ["", f"4. Repeated-measures ANOVA on complete cases (afex aov_ez): {a.n_subjects_used} subjects used, "
-                f"{a.n_subjects_dropped} dropped ({a.n_rows_dropped} rows)"]
+    out += ["", (f"4. Repeated-measures ANOVA on complete cases (afex aov_ez): {a.n_subjects_used} subjects used, "
+                 f"{a.n_subjects_dropped} dropped ({a.n_rows_dropped} rows)")]
     if a.available:
         rows = [["effect", "F", "num df", "den df", "p"]] + [[r["effect"], g(r["F"], 4), dfs(r["num_df"]), dfs(r["den_df"]), pv(r["p_value"])]
                                                              for _, r in a.effects.iterrows()]

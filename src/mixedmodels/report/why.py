@@ -84,13 +84,13 @@ def why_section(c: "NaiveComparison") -> str:
         implied = f"<h4>Implied by the fitted model ({_esc(src)})</h4>" + frame_html(cor["implied"], digits=2)
     parts = [
         "<h2>Why a mixed model? The naive analyses of these data</h2>",
-        f"<p>{s['n_observations']} rows of {s['n_subjects']} subjects (<code>{_esc(lay.subject)}</code>) at "
-        f"{lay.n_times} time points (<code>{_esc(lay.time)}</code>); {s['n_complete_subjects']} subjects observed at every one.</p>",
+        (f"<p>{s['n_observations']} rows of {s['n_subjects']} subjects (<code>{_esc(lay.subject)}</code>) at "
+         f"{lay.n_times} time points (<code>{_esc(lay.time)}</code>); {s['n_complete_subjects']} subjects observed at every one.</p>"),
         f"<ul>{items}</ul>",
         f"<ul>{notes}</ul>" if notes else "",
         f"<h3>{TITLES['ols']}</h3>", frame_html(ols),
-        f"<p class='muted'>Design effect 1 + (m − 1)·ICC = {c.design_effect['value']:.3g} "
-        f"(m = {c.design_effect['m']:.3g} rows per subject, ICC = {c.design_effect['icc']:.3g} from a random-intercept model).</p>",
+        (f"<p class='muted'>Design effect 1 + (m − 1)·ICC = {c.design_effect['value']:.3g} "
+         f"(m = {c.design_effect['m']:.3g} rows per subject, ICC = {c.design_effect['icc']:.3g} from a random-intercept model).</p>"),
         "<h3>t-tests at the last time point</h3>",
         frame_html(_tests_frame(c, [("at the last time", c.ttest_last), ("completers", c.ttest_completers),
                                     ("last observation carried forward", c.ttest_locf)], c.ttest_last.mixed), index=False),
