@@ -280,3 +280,22 @@ def test_guide_opens_with_why_and_its_numbers_are_printed(capsys):
     prose = section[section.index("Reading it"): section.index("From the shell")]
     numbers = re.findall(r"(?<![\w.])\d+\.\d+(?!\d)", prose)
     assert numbers and all(n in printed for n in numbers), [n for n in numbers if n not in printed]
+
+
+def test_rm_anova_empty_between_cell_and_missing_level_are_notes():
+    tb = pd.read_csv(DATA / "why_two_between.csv")
+    gap = tb[~((tb["dose"] == "d2") & (tb["sex"] == "M") & (tb["week"] == 8))]
+    c = compare_naive(mm.lmer("y ~ dose * week + sex + (week | id)", gap))
+    assert not c.rm_anova.available and c.rm_anova.n_subjects_used > 0
+    assert any("empty cell" in n for n in c.rm_anova.notes)
+    assert "cannot be computed" in c.sentences()["rm_anova"] and "empty cell" in str(c)
+    tr = pd.read_csv(DATA / "residual_trial.csv")
+    one_arm = tr[~((tr["arm"] == "TRT") & (tr["visit"] == "V5"))]
+    with pytest.warns(mm.RankDeficiencyWarning):
+        c = compare_naive(mm.lmer("y ~ arm * visit + base", one_arm, residual="us(visit | id)"))
+    assert c.ttest_last.mixed is None and "fewer than two levels" in str(c)
+    json.dumps(c.to_dict(), allow_nan=False)
+    assert c.ttest_last.welch is None and "fewer than two levels of arm" in c.ttest_last.note
+    assert c.rm_anova.between == () and any("arm has one level among the complete subjects" in n for n in c.rm_anova.notes)
+    assert c.rm_anova.effects["effect"].tolist() == ["visit"]
+    assert "cannot be computed" in c.sentences()["ttest_last"]

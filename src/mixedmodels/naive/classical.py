@@ -173,16 +173,17 @@ def subject_slopes(layout: "Layout") -> Slopes:
     Time is the time value for numeric time and the visit number 1..K for a factor.
     """
     long = layout.long
+    subjects = layout.subjects
+    code = pd.Categorical(long["subject"], categories=subjects).codes
     x = layout.positions[long["time"].to_numpy()]
-    frame = pd.DataFrame({"s": long["subject"].to_numpy(), "x": x, "y": long["y"].to_numpy()})
-    slopes, counts = {}, {}
-    for s, g in frame.groupby("s", sort=False):
-        xs, ys = g["x"].to_numpy(), g["y"].to_numpy()
-        counts[s] = len(xs)
-        xc = xs - xs.mean()
-        sxx = float(xc @ xc)
-        if len(xs) >= 2 and sxx > 0:
-            slopes[s] = float(xc @ (ys - ys.mean())) / sxx
-    order = [s for s in layout.subjects if s in slopes]
-    return Slopes(pd.Series([slopes[s] for s in order], index=order, dtype=float),
-                  pd.Series([counts[s] for s in order], index=order), len(counts) - len(order))
+    y = long["y"].to_numpy()
+    k = len(subjects)
+    n = np.bincount(code, minlength=k).astype(float)
+    xm = np.bincount(code, x, k) / n
+    ym = np.bincount(code, y, k) / n
+    xc = x - xm[code]
+    sxx = np.bincount(code, xc * xc, k)
+    sxy = np.bincount(code, xc * (y - ym[code]), k)
+    ok = (n >= 2) & (sxx > 1e-12 * np.maximum(np.bincount(code, x * x, k), 1.0))
+    index = pd.Index(subjects)[ok]
+    return Slopes(pd.Series(sxy[ok] / sxx[ok], index=index), pd.Series(n[ok].astype(int), index=index), int((~ok).sum()))

@@ -208,6 +208,8 @@ def resolve_layout(
     time = _choose_time(fit, frame, subject, time, fixed)
     if time == subject:
         raise ModelError("time and subject must be different columns")
+    if frame[time].isna().any():
+        raise DataError(f"{time} is missing in {int(frame[time].isna().sum())} of the rows the model used")
     levels, numeric = _time_levels(frame[time])
     if len(levels) < 2:
         raise DataError(f"{time} has one value only: there are no time points to compare")
@@ -224,7 +226,8 @@ def resolve_layout(
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(
             f"{subject} {subj[i]} has more than one row at {time} = {r_label(levels[code[i]])}: "
-            "the naive analyses need one observation per subject and time"
+            f"the naive analyses need one observation per subject and time (is {subject} the unit measured repeatedly? "
+            "give subject=)"
         )
     between, notes = [], []
     for v in fixed:

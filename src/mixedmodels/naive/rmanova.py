@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import DataError
 
 if TYPE_CHECKING:
     from .layout import Layout
@@ -120,7 +119,8 @@ def rm_anova(layout: "Layout") -> RMAnova:
     Returns
     -------
     RMAnova
-        With empty tables and a note when no subject is complete or no error df remain.
+        With empty tables and a note when no subject is complete, a between-subject cell has no
+        complete subject, or no error df remain.
     """
     wide = layout.wide()
     complete = wide.notna().all(axis=1).to_numpy()
@@ -147,10 +147,9 @@ def rm_anova(layout: "Layout") -> RMAnova:
     X, terms = between_design(subjects, factors, levels)
     rank = np.linalg.matrix_rank(X)
     if rank < X.shape[1]:
-        raise DataError(
-            "RM-ANOVA: some combination of " + ", ".join(factors) + " has no complete subject (an empty cell), "
-            "so the Type III tests are not defined"
-        )
+        notes.append(f"some combination of {', '.join(factors)} has no complete subject (an empty cell): "
+                     "the Type III tests are not defined")
+        return _empty(layout, used, dropped, rows_dropped, tuple(factors), notes)
     nu = used - rank
     if nu < 1:
         notes.append(f"{used} complete subject(s) leave no error df for {X.shape[1]} between-subject cells: RM-ANOVA cannot be computed")
