@@ -63,6 +63,7 @@ _LAZY = {
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
     "load": ("mixedmodels.persist", "load"),
+    "why": ("mixedmodels.naive", "why"),
 }
 
 
@@ -162,6 +163,7 @@ __all__ = [
     "compare",
     "bootstrap_lrt",
     "load",
+    "why",
     "datasets",
     "MixedModelsError",
     "FormulaError",

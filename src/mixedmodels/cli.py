@@ -1,4 +1,4 @@
-"""Command line: ``mixedmodels fit | anova | compare | rlrt | datasets``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
 ``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "kenward-roger-linear", "none"], help="denominator df method")
     rep.add_argument("--profile", action="store_true", help="add profile-likelihood intervals and zeta plots")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    why = sub.add_parser("why", help="the naive analyses (OLS, t-tests, slopes, RM-ANOVA, correlation) beside the mixed model")
+    _data_options(why)
+    _model_options(why)
+    why.add_argument("--formula", "-f", required=True, help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
+    why.add_argument("--subject", help="subject column (default: the grouping factor of the random effects or --residual)")
+    why.add_argument("--time", help="time or visit column (default: --residual's time, else the subject's random slope)")
+    why.add_argument("--json", action="store_true", help="print JSON")
+    why.add_argument("--report", metavar="FILE", help="also write an HTML page with the analyses and the sentences")
+    why.add_argument("--debug", action="store_true", help="show tracebacks")
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -340,11 +350,31 @@ def _emmeans(args: argparse.Namespace) -> int:
     return 0
 
 
+def _why(args: argparse.Namespace) -> int:
+    from .naive import why
+    from .report.why import write_why_report
+
+    frame, name = _read(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        comp = why(args.formula, frame, subject=args.subject, time=args.time, residual=args.residual, variance=args.variance,
+                   weights=args.prior_weights, data_name=name)
+    if args.report:
+        write_why_report(comp, args.report)
+        sys.stderr.write(f"wrote {args.report}\n")
+    if args.json:
+        _dump(comp.to_dict())
+    else:
+        sys.stdout.write(str(comp))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans}.get(args.command)
+        handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans,
+                   "why": _why}.get(args.command)
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

@@ -591,11 +591,19 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
-    def report(self, path: str, *, ddf: str | None = "satterthwaite", profile: bool = False) -> str:
-        """Write a self-contained HTML report (tables, diagnostics, plots; ``profile=True``: zeta plots) to ``path``."""
+    def report(self, path: str, *, ddf: str | None = "satterthwaite", profile: bool = False, why: Any = False) -> str:
+        """Write a self-contained HTML report (tables, diagnostics, plots; ``profile=True``: zeta plots;
+        ``why=True``: the naive analyses first, see :meth:`compare_naive`) to ``path``."""
         from .report.html import write_report
 
-        return write_report(self, path, ddf=ddf, profile=profile)
+        return write_report(self, path, ddf=ddf, profile=profile, why=why)
+
+    def compare_naive(self, **kwargs: Any):
+        """OLS, t-tests, per-subject slopes, RM-ANOVA and the correlation across time beside this fit
+        (``subject=``, ``time=``, ``data=``; see :mod:`mixedmodels.naive`)."""
+        from .naive import compare_naive
+
+        return compare_naive(self, **kwargs)
 
     def save(self, path: str) -> Any:
         """Save the fit as versioned JSON (``mixedmodels.load`` reads it back; no pickle)."""

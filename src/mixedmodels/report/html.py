@@ -105,9 +105,14 @@ def _time_variable(r: "LinearMixedModelResults") -> str | None:
 
 
 def render_report(
-    r: "LinearMixedModelResults", *, ddf: str | None = "satterthwaite", title: str | None = None, profile: bool = False
+    r: "LinearMixedModelResults", *, ddf: str | None = "satterthwaite", title: str | None = None, profile: bool = False,
+    why: Any = False,
 ) -> str:
-    """The whole report as one HTML string; ``profile=True`` adds profile intervals and zeta plots."""
+    """The whole report as one HTML string; ``profile=True`` adds profile intervals and zeta plots.
+
+    ``why=True`` (or a dict of ``compare_naive`` arguments, or a ``NaiveComparison``) opens the report with the
+    naive analyses beside the model (:mod:`.why`).
+    """
     from .. import plots
     from ..inference.partition import icc
 
@@ -134,6 +139,12 @@ def render_report(
             + frame_html(intervals)
             + figure_html(plots.zeta_plot(prof), "Profile zeta: signed square root of the deviance change, with ±1.96 lines")
         )
+    why_html = ""
+    if why is not False and why is not None:
+        from ..naive import NaiveComparison
+        from .why import why_section
+
+        why_html = why_section(why if isinstance(why, NaiveComparison) else r.compare_naive(**(why if isinstance(why, dict) else {})))
     crit = (
         f"REML criterion {r.objective:.2f}"
         if r.reml
@@ -147,6 +158,7 @@ def render_report(
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         f"<p class='muted'>mixedmodels {__version__}; {stamp}; data: {_esc(r.data_name or 'data frame')}</p>",
+        why_html,
         f"<h2>Model</h2><p><code>{_esc(r.formula)}</code> fitted by {r.method}; {crit}; σ = {_fmt(r.sigma)}.</p>",
         f"<h2>Data</h2>{_data_summary(r)}",
         "<h2>Fixed effects</h2>",
