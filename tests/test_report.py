@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import shutil
 import subprocess
 import warnings
 
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -131,3 +133,21 @@ def test_satterthwaite_summary_at_extreme_scales():
         row = next(line for line in text.splitlines() if line.startswith("(Intercept)"))
         assert row.split()[1] == estimate
         assert any(line.startswith(" Residual") and "e" in line for line in text.splitlines())
+
+
+def test_reports_of_residual_structure_models(tmp_path):
+    """A marginal MMRM (no random effects) and a model with random effects, a structure and a variance function:
+    the report shows the residual covariance and correlation and leaves out ICC and random-effects plots."""
+    import warnings
+
+    data = pd.read_csv(Path(__file__).parent / "reference" / "data" / "fev_data.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        marginal = mm.mmrm("FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID)", data)
+        mixed = mm.lmer("FEV1 ~ ARMCD * AVISIT + (1 | USUBJID)", data, residual="ar1(AVISIT | USUBJID)",
+                        variance="ident(ARMCD)")
+    text = Path(marginal.report(str(tmp_path / "m.html"), why={"subject": "USUBJID", "time": "AVISIT"})).read_text()
+    assert "Residual covariance" in text and "Intraclass correlation" not in text and "Random effects</h2>" not in text
+    assert "Why a mixed model? The naive analyses of these data" in text
+    text = Path(mixed.report(str(tmp_path / "x.html"))).read_text()
+    assert "Residual covariance" in text and "Variance function" in text and "Random effects</h2>" in text

@@ -120,14 +120,15 @@ def render_report(
     coef = r.coef_table(ddf)
     method = r.ddf_calculator(ddf).method if ddf else None
     vc = r.varcorr.rename(columns={"grp": "group", "var1": "term", "var2": "with", "vcov": "variance / cov", "sdcor": "SD / corr"})
-    icc_table = icc(r)
-    figs = [
-        figure_html(plots.caterpillar(r), "Conditional modes of the random effects with 95% intervals"),
-        figure_html(plots.residuals_vs_fitted(r), "Residuals against fitted values"),
-        figure_html(plots.qq_residuals(r), "Normal QQ plot of the residuals"),
-        figure_html(plots.qq_ranef(r), "Normal QQ plots of the conditional modes"),
-        figure_html(plots.variance_partition(r), "Share of variance by grouping factor and residual"),
-    ]
+    # ICC and the variance partition assume residuals σ²I; a residual structure reports its own covariance
+    icc_html = f"<h3>Intraclass correlation</h3>{frame_html(icc(r))}" if r.iid_residuals and r.terms else ""
+    figs = [figure_html(plots.residuals_vs_fitted(r), "Residuals against fitted values"),
+            figure_html(plots.qq_residuals(r), "Normal QQ plot of the residuals")]
+    if r.terms:
+        figs.insert(0, figure_html(plots.caterpillar(r), "Conditional modes of the random effects with 95% intervals"))
+        figs.append(figure_html(plots.qq_ranef(r), "Normal QQ plots of the conditional modes"))
+        if r.iid_residuals:
+            figs.append(figure_html(plots.variance_partition(r), "Share of variance by grouping factor and residual"))
     time_var = _time_variable(r)
     if time_var is not None:
         figs.insert(1, figure_html(plots.trajectories(r, time_var), f"Observed values, subject-specific and population fits over {time_var}"))
@@ -164,8 +165,9 @@ def render_report(
         "<h2>Fixed effects</h2>",
         f"<p class='muted'>t-tests with {method}'s denominator degrees of freedom.</p>" if method else "",
         frame_html(coef),
-        f"<h2>Random effects</h2>{frame_html(vc, index=False)}",
-        f"<h3>Intraclass correlation</h3>{frame_html(icc_table)}",
+        f"<h2>Random effects</h2>{frame_html(vc, index=False)}" if r.terms else "",
+        icc_html,
+        _residual_section(r),
         profile_html,
         f"<h2>Fit diagnostics</h2>{_diagnostics(r)}",
         "<h2>Plots</h2>",
@@ -173,6 +175,29 @@ def render_report(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _residual_section(r: "LinearMixedModelResults") -> str:
+    """The residual structure (parameters, covariance and correlation over all times) and variance function."""
+    out = ""
+    s = r.residual_structure
+    if s is not None:
+        binding = r.residual_binding
+        params = pd.DataFrame(s.natural_items(r.rho, r.sigma), columns=["parameter", "estimate"]).set_index("parameter")
+        out += (f"<h2>Residual covariance</h2><p>{_esc(str(binding.spec))} ({_esc(s.description)}): "
+                f"{len(binding.subject_levels)} subjects, {len(binding.patterns)} visit patterns.</p>" + frame_html(params))
+        if s.discrete:
+            for g in range(s.n_groups):
+                cov = s.covariance(r.rho, r.sigma, group=g)
+                sd = np.sqrt(np.diag(cov.to_numpy()))
+                corr = cov / np.outer(sd, sd)
+                label = "" if s.groups is None else f" ({_esc(s.group_name)} = {_esc(s.groups[g])})"
+                out += f"<h3>Covariance{label}</h3>{frame_html(cov)}<h3>Correlation{label}</h3>{frame_html(corr)}"
+    v = r.variance_function
+    if v is not None:
+        params = pd.DataFrame(v.natural(r.delta), columns=["parameter", "estimate"]).set_index("parameter")
+        out += f"<h2>Variance function</h2><p>{_esc(str(v.spec))}</p>" + frame_html(params)
+    return out
 
 
 def write_report(r: "LinearMixedModelResults", path: str, **kwargs: Any) -> str:
