@@ -174,7 +174,7 @@ fit_glmer <- function(formula, data, family, nAGQ = 1, weights = NULL, summary_t
 tmb_info <- function(m) {
   cs <- summary(m)$coefficients$cond
   list(beta = unname(fixef(m)$cond), se = unname(cs[, "Std. Error"]), loglik = as.numeric(logLik(m)),
-       sd = unname(unlist(lapply(VarCorr(m)$cond, function(v) attr(v, "stddev")))),
+       sd = unname(unlist(lapply(VarCorr(m)$cond, function(v) attr(v, "stddev")))), groups = rep(names(VarCorr(m)$cond), sapply(VarCorr(m)$cond, nrow)),
        sigma = sigma(m), aic = AIC(m), npar = attr(logLik(m), "df"))
 }
 
@@ -186,6 +186,8 @@ fits <- list()
 fits$cbpp_laplace <- c(list(formula = cbpp_form, data = "cbpp", family = "binomial", link = "logit", nAGQ = 1),
                        fit_glmer(cbpp_form, "cbpp", quote(binomial), summary_text = TRUE, newdata = cbpp_new))
 fits$cbpp_laplace$tmb <- tmb_info(glmmTMB(as.formula(cbpp_form), cbpp, family = binomial))
+fits$cbpp_agq0 <- c(list(formula = cbpp_form, data = "cbpp", family = "binomial", link = "logit", nAGQ = 0),
+                    fit_glmer(cbpp_form, "cbpp", quote(binomial), nAGQ = 0, summary_text = TRUE))
 fits$cbpp_agq9 <- c(list(formula = cbpp_form, data = "cbpp", family = "binomial", link = "logit", nAGQ = 9),
                     fit_glmer(cbpp_form, "cbpp", quote(binomial), nAGQ = 9, summary_text = TRUE))
 fits$cbpp_agq25 <- c(list(formula = cbpp_form, data = "cbpp", family = "binomial", link = "logit", nAGQ = 25),
@@ -205,6 +207,11 @@ gt_form <- "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)"
 fits$grouseticks <- c(list(formula = gt_form, data = "grouseticks", family = "poisson", link = "log", nAGQ = 1),
                       fit_glmer(gt_form, "grouseticks", quote(poisson), summary_text = TRUE))
 fits$grouseticks$tmb <- tmb_info(glmmTMB(as.formula(gt_form), grouseticks, family = poisson))
+# an observation-level random effect (INDEX: one level per row), which glmer allows (allow.n = TRUE)
+gto_form <- "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)"
+fits$grouseticks_olre <- c(list(formula = gto_form, data = "grouseticks", family = "poisson", link = "log", nAGQ = 1),
+                           fit_glmer(gto_form, "grouseticks", quote(poisson)))
+fits$grouseticks_olre$tmb <- tmb_info(glmmTMB(as.formula(gto_form), grouseticks, family = poisson))
 po_form <- "y ~ x + offset(log(exposure)) + (1 + x | g)"
 po_new <- data.frame(x = c(-0.5, 0, 0.8), exposure = c(1, 2, 0.5), g = c("g01", "g02", "g99"))
 fits$poisson_offset <- c(list(formula = po_form, data = "glmm_poisson.csv", family = "poisson", link = "log", nAGQ = 1),

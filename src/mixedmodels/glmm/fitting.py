@@ -17,6 +17,8 @@ from .pirls import Mode
 _NLOPT = {-1: "NLOPT_FAILURE", -2: "NLOPT_INVALID_ARGS", -3: "NLOPT_OUT_OF_MEMORY", -4: "NLOPT_ROUNDOFF_LIMITED", 5: "NLOPT_MAXEVAL_REACHED"}
 #: Initial step of θ in stage 2 (lme4's Nelder–Mead: 0.2 × 0.1) and of β in units of its stage-1 SE.
 THETA_STEP2, BETA_STEP2 = 0.02, 0.2
+#: Largest unit of β in stage 2 (lme4: ``pmin(betaSD, 10)``).
+MAX_BETA_SCALE = 10.0
 
 
 @dataclass
@@ -79,6 +81,8 @@ def _start(model: GeneralizedLinearMixedModel, start) -> tuple[np.ndarray, np.nd
         raise ModelError(f"start theta must be finite and within its bounds (diagonal elements >= 0), got {theta.tolist()}")
     if disp is not None and not (float(disp) > 0):
         raise ModelError(f"start['dispersion'] must be positive, got {disp!r}")
+    if disp is None and model.family.has_dispersion:
+        disp = model.family.dispersion  # the family's own value is the start
     log_disp = float(np.log(disp)) if disp is not None else 0.0
     return theta, beta, log_disp
 
@@ -151,7 +155,9 @@ def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixe
 
     beta1 = mode1.beta if beta_start is None else beta_start
     scale = stage1_se(mode1, p)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    # β in units of its stage-1 SE, at most 10 (lme4's Nelder-Mead steps: 0.2 pmin(SE, 10)): a coefficient
+    # running off with separation has an enormous SE, and the optimizer's steps along it must stay finite
+    scale = np.where(np.isfinite(scale) & (scale > 0), np.minimum(scale, MAX_BETA_SCALE), 1.0)
     theta1, rest1 = x1[:k], x1[k:]
 
     def unscale(x: np.ndarray) -> np.ndarray:

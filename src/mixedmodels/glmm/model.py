@@ -248,11 +248,16 @@ class GeneralizedLinearMixedModel:
         """A deviance function with warm starts for one fit."""
         return Evaluator(self)
 
-    def deviance(self, theta: np.ndarray, beta: np.ndarray, dispersion: float | None = None, nagq: int | None = None) -> float:
-        """glmer's deviance at ``(θ, β)`` (and the family's dispersion): what stage 2 minimises."""
-        params = np.concatenate([theta, beta] + ([[np.log(dispersion)]] if dispersion is not None else []))
+    def deviance(
+        self, theta: np.ndarray, beta: np.ndarray | None = None, dispersion: float | None = None, nagq: int | None = None
+    ) -> float:
+        """glmer's deviance at ``(θ, β)`` (and the family's dispersion): what stage 2 minimises (lme4's
+        ``devFunOnly = TRUE``). With ``beta`` None, stage 1's: β at the joint modes with ``u`` (nAGQ = 0)."""
+        disp = [[np.log(dispersion)]] if dispersion is not None else []
         ev = self.evaluator()
-        return ev.stage2(params, nagq=nagq)
+        if beta is None:
+            return ev.stage1(np.concatenate([np.asarray(theta, dtype=float)] + disp))
+        return ev.stage2(np.concatenate([np.asarray(theta, dtype=float), np.asarray(beta, dtype=float)] + disp), nagq=nagq)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, *, start: Any = None, warn: bool = True):

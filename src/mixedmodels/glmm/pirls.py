@@ -324,8 +324,9 @@ class Pirls:
     def _fresh(self, joint: bool, scratch: BlockedCholesky) -> BlockedCholesky:
         """A factor of its own with the values of the work factor (handed out in a Mode, so never reused)."""
         out = self._base[joint].with_crossproducts(scratch.cp)
-        out.lam, out.Ldiag, out.Linv = scratch.lam, scratch.Ldiag, scratch.Linv
-        out.Loff, out.LX, out.LXX = scratch.Loff, scratch.LX, scratch.LXX
+        # update() assigns into these containers: the copy must hold its own
+        out.lam, out.Ldiag, out.Linv = list(scratch.lam), list(scratch.Ldiag), list(scratch.Linv)
+        out.Loff, out.LX, out.LXX = dict(scratch.Loff), list(scratch.LX), scratch.LXX
         return out
 
     def _scratch_factor(self, joint: bool, w: np.ndarray, z: np.ndarray, theta: np.ndarray) -> BlockedCholesky:
