@@ -127,12 +127,6 @@ def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixe
     has_disp = model.family.has_dispersion
     theta0, beta_start, log_disp0 = _start(model, start)
     msgs: list[str] = []
-    separated = {}
-    if c.check_separation:
-        r = model.response
-        separated = separated_coefficients(model.design.X, r.y, r.wt, model.family, list(model.design.fixed_names))
-        if separated:
-            msgs.append(separation_message(separated))
     lower_t = model.lower_bounds
     lower1 = np.concatenate([lower_t, [-np.inf] if has_disp else []])
     x1 = np.concatenate([theta0, [log_disp0] if has_disp else []])
@@ -149,8 +143,9 @@ def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixe
     if model.nagq == 0:
         value1 = ev.stage1(x1) if value1 is None else value1
         params = np.concatenate([x1[:k], mode1.beta, x1[k:]])
+        separated = _separation(model, mode1, msgs)
         _singular(params[:k], lower_t, msgs)
-        outcome = FitOutcome(params, float(ev.stage1(x1)), ev.mode(x1, 1)[0], None, None, stages, ev.evaluations, msgs, separated)
+        outcome = FitOutcome(params, float(value1), mode1, None, None, stages, ev.evaluations, msgs, separated)
         return GeneralizedLinearMixedModelResults(model, outcome)
 
     beta1 = mode1.beta if beta_start is None else beta_start
@@ -181,6 +176,7 @@ def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixe
         grad, hess = finite_difference_derivatives(ev.stage2, params, value)
     value = ev.stage2(params)  # the modes at the estimates (not at the last derivative point)
     mode = ev.mode(params, 2)[0]
+    separated = _separation(model, mode, msgs)
     if not _singular(params[:k], lower_t, msgs) and grad is not None:
         msgs += gradient_messages(grad, hess)
         if p:
@@ -188,6 +184,31 @@ def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixe
         msgs += hessian_messages(hess)
     outcome = FitOutcome(params, float(value), mode, grad, hess, stages, ev.evaluations, list(dict.fromkeys(msgs)), separated)
     return GeneralizedLinearMixedModelResults(model, outcome)
+
+
+#: A fitted mean this close to the edge of its range (0 or 1) makes the separation check run.
+EDGE_MEAN = 1e-6
+
+
+def _separation(model: GeneralizedLinearMixedModel, mode: Mode, msgs: list[str]) -> dict:
+    """The separation check (:func:`.checks.separated_coefficients`), run when a fitted mean sits at the edge.
+
+    Along a direction of separation the deviance keeps falling, so the optimizer stops only where the
+    separated rows' means are within ~1e-10 of 0 or 1; fits without such means cannot be separated.
+    """
+    if not model.control.check_separation:
+        return {}
+    r, mu = model.response, mode.mu
+    used = r.wt > 0
+    edge = (mu < EDGE_MEAN) & (r.y <= 0)
+    if model.family.name == "binomial":
+        edge |= (mu > 1.0 - EDGE_MEAN) & (r.y >= 1)
+    if not np.any(edge & used):
+        return {}
+    separated = separated_coefficients(model.design.X, r.y, r.wt, model.family, list(model.design.fixed_names))
+    if separated:
+        msgs.insert(0, separation_message(separated))
+    return separated
 
 
 def _singular(theta: np.ndarray, lower: np.ndarray, msgs: list[str]) -> bool:

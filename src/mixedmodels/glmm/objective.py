@@ -87,18 +87,16 @@ def agq_deviance(
     sd = 1.0 / mode.factor.Ldiag[0][:, 0, 0]
     zl = z * lam
     base = mode.eta - zl * u[refs]  # the linear predictor without the random effects
-
     const = np.bincount(refs, family.dev_constant(y, wt), minlength=nl)
-
-    def devc(uu: np.ndarray) -> np.ndarray:
-        mu = family.link.linkinv(base + zl * uu[refs])
-        return uu**2 + const + np.bincount(refs, family.dev_variable(y, mu, wt), minlength=nl)
-
-    devc0 = devc(u)
-    terms = np.empty((nodes.size, nl))
-    for k, (zk, wk) in enumerate(zip(nodes, weights)):
-        delta = 0.0 if zk == 0.0 else devc(u + zk * sd) - devc0
-        terms[k] = math.log(wk) + 0.5 * zk**2 - 0.5 * delta
+    # every node at once: U[k, j] = û_j + z_k s_j, and the deviance residuals of each row at each node
+    U = u[None, :] + nodes[:, None] * sd[None, :]
+    mu = family.link.linkinv(base[None, :] + zl[None, :] * U[:, refs])
+    dev = family.dev_variable(y[None, :], mu, wt[None, :])
+    index = (np.arange(nodes.size)[:, None] * nl + refs[None, :]).ravel()
+    devc = U**2 + const[None, :] + np.bincount(index, dev.ravel(), minlength=nodes.size * nl).reshape(nodes.size, nl)
+    devc0 = u**2 + const + np.bincount(refs, family.dev_variable(y, family.link.linkinv(mode.eta), wt), minlength=nl)
+    delta = np.where(nodes[:, None] == 0.0, 0.0, devc - devc0[None, :])
+    terms = np.log(weights)[:, None] + 0.5 * nodes[:, None] ** 2 - 0.5 * delta
     top = terms.max(axis=0)
     log_mult = top + np.log(np.exp(terms - top).sum(axis=0))
     return float(devc0.sum() + mode.factor.logdet_z() - 2.0 * log_mult.sum())

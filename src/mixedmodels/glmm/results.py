@@ -274,6 +274,7 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         from ..exceptions import ConvergenceWarning, SingularFitWarning, warn_user
         from .checks import SeparationWarning
 
+        _ = self.vcov  # its fallback note, if any
         for msg in self.outcome.warnings + self._vcov_note:
             if msg.startswith("boundary"):
                 warn_user(msg, SingularFitWarning)
@@ -366,6 +367,10 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             mu = self.family.link.linkinv(fixed + pirls.random_part(self.lambdas, u))
             out[:, s] = self.family.simulate(mu, r.wt, rng, 1)[:, 0]
         return out
+
+    def refit_ml(self) -> "GeneralizedLinearMixedModelResults":
+        """Itself: a GLMM is fitted by (approximate) maximum likelihood already."""
+        return self
 
     # ------------------------------------------------------------------ output
     def summary(self):

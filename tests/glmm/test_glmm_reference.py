@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy.special import ndtr
 
-from conftest import FITS, REF, as_list, data, fit
+from glmm_refs import FITS, REF, as_list, data, fit
 
 GLMER_CASES = [k for k in FITS if k not in ("nb2", "separation")]
 TMB_CASES = [k for k in GLMER_CASES if "tmb" in FITS[k]]

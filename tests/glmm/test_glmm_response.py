@@ -12,7 +12,7 @@ import mixedmodels.datasets as ds
 from mixedmodels.exceptions import DataError, FormulaError, ModelError
 from mixedmodels.glmm import GeneralizedLinearMixedModel, glmer
 
-from conftest import FITS, fit
+from glmm_refs import FITS, fit
 
 
 def _binary() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Shared fixtures of the GLMM tests: the reference JSON (tests/reference/glmer.json, made by
+"""Helpers of the GLMM tests: the reference JSON (tests/reference/glmer.json, made by
 tests/reference/glmer.R) and the fits of its models, each made once per session."""
 
 from __future__ import annotations
