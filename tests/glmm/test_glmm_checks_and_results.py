@@ -8,14 +8,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from glmm_refs import FITS, data, fit
 
 import mixedmodels.datasets as ds
 from mixedmodels.exceptions import ConvergenceWarning, DataError, ModelError, SingularFitWarning
 from mixedmodels.glmm import GeneralizedLinearMixedModel, glmer
 from mixedmodels.glmm.checks import SeparationWarning, hessian_messages
 from mixedmodels.glmm.pirls import PirlsError
-
-from glmm_refs import FITS, data, fit
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from glmm_refs import FITS, as_list, data
+
 from mixedmodels.glmm import glmer, make_family
 
 REF = FITS["nb2"]

@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from glmm_refs import FITS, REF, as_list, fit
 from scipy.special import ndtr
-
-from glmm_refs import FITS, REF, as_list, data, fit
 
 GLMER_CASES = [k for k in FITS if k not in ("nb2", "separation")]
 TMB_CASES = [k for k in GLMER_CASES if "tmb" in FITS[k]]

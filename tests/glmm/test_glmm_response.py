@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
+from glmm_refs import FITS, fit
 
 import mixedmodels.datasets as ds
 from mixedmodels.exceptions import DataError, FormulaError, ModelError
-from mixedmodels.glmm import GeneralizedLinearMixedModel, glmer
-
-from glmm_refs import FITS, fit
+from mixedmodels.glmm import GeneralizedLinearMixedModel
 
 
 def _binary() -> pd.DataFrame:
@@ -119,10 +116,26 @@ def test_bad_counts_and_cbind():
 
 
 def test_observation_level_random_effect_is_allowed():
-    """As glmer (lme4's allow.n = TRUE), unlike lmer: one level per observation models overdispersion."""
-    gt = ds.load("grouseticks")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", gt, family="poisson")
+    """As glmer (lme4's allow.n = TRUE), unlike lmer: one level per observation models overdispersion
+    (the fit itself is checked against glmer and glmmTMB as grouseticks_olre in test_glmm_reference)."""
+    m = fit("grouseticks_olre")
     assert m.ngroups["INDEX"] == m.nobs == 403
-    assert m.theta[0] > 0.3  # the observation-level SD (lme4's example: about 0.54)
+    with pytest.raises(ModelError, match="must be less than the number of observations"):
+        import mixedmodels as mm
+
+        mm.lmer("TICKS ~ YEAR + (1 | INDEX)", ds.load("grouseticks"))
+
+
+def test_prior_weights_count_rows_as_r():
+    """R's prior weights multiply each row's log-likelihood: weight 2 is the row written twice (same level)."""
+    po = pd.read_csv(__import__("glmm_refs").REFERENCE / "data" / "glmm_poisson.csv")
+    once, _ = _deviance("y ~ x + offset(log(exposure)) + (1 | g)", po, family="poisson", weights=np.full(len(po), 2.0))
+    twice, _ = _deviance("y ~ x + offset(log(exposure)) + (1 | g)", pd.concat([po, po]), family="poisson")
+    assert once == pytest.approx(twice, rel=1e-12)
+
+
+def test_offset_argument_equals_formula_offset():
+    po = pd.read_csv(__import__("glmm_refs").REFERENCE / "data" / "glmm_poisson.csv")
+    a, _ = _deviance("y ~ x + offset(log(exposure)) + (1 + x | g)", po, family="poisson")
+    b, _ = _deviance("y ~ x + (1 + x | g)", po.assign(le=np.log(po["exposure"])), family="poisson", offset="le")
+    assert a == pytest.approx(b, rel=1e-12)

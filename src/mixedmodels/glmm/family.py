@@ -202,7 +202,7 @@ class Family:
         """Responses drawn at means ``mu`` (``n × nsim``), on the scale of ``y``."""
         raise NotImplementedError
 
-    def with_dispersion(self, value: float) -> "Family":
+    def with_dispersion(self, value: float) -> Family:
         """The family at another value of its dispersion parameter."""
         raise ModelError(f"the {self.name} family has no dispersion parameter")
 
@@ -418,7 +418,7 @@ class NegativeBinomial(Family):
         lam = rng.gamma(th, mu[:, None] / th, size=(mu.size, nsim))
         return rng.poisson(lam).astype(float)
 
-    def with_dispersion(self, value: float) -> "NegativeBinomial":
+    def with_dispersion(self, value: float) -> NegativeBinomial:
         return replace(self, dispersion=float(value))
 
 
@@ -431,7 +431,7 @@ _FAMILIES = {
 }
 
 
-def make_family(family: "str | Family" = "binomial", link: str | None = None, **kwargs) -> Family:
+def make_family(family: str | Family = "binomial", link: str | None = None, **kwargs) -> Family:
     """A :class:`Family` from a name (``"binomial"``, ``"poisson"``, ``"nbinom2"``) and an optional link name.
 
     Raises

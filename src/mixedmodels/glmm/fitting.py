@@ -117,7 +117,7 @@ def stage1_se(mode: Mode, p: int) -> np.ndarray:
     return np.sqrt(np.sum(rinv**2, axis=0))
 
 
-def run_fit(model: GeneralizedLinearMixedModel, start) -> "GeneralizedLinearMixedModelResults":  # noqa: F821
+def run_fit(model: GeneralizedLinearMixedModel, start) -> GeneralizedLinearMixedModelResults:  # noqa: F821
     """Fit ``model`` as glmer does and return its results."""
     from .results import GeneralizedLinearMixedModelResults
 
@@ -219,4 +219,4 @@ def _singular(theta: np.ndarray, lower: np.ndarray, msgs: list[str]) -> bool:
     return False
 
 
-__all__ = ["FitOutcome", "run_fit", "Evaluator"]
+__all__ = ["Evaluator", "FitOutcome", "run_fit"]

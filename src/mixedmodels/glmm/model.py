@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..engine.threads import blas_policy
 from ..exceptions import ModelError, warn_user
-from ..formula.design import Design, build_design
+from ..formula.design import Design, build_design, to_pandas
 from ..formula.parse import parse_formula
 from ..optimize import MAXEVAL
 from .family import Family, make_family
@@ -69,7 +69,7 @@ class GlmerControl:
     check_separation: bool = True
 
     @classmethod
-    def make(cls, control: "GlmerControl | dict | None") -> "GlmerControl":
+    def make(cls, control: GlmerControl | dict | None) -> GlmerControl:
         """Settings from a ``GlmerControl``, a dict of its fields, or None."""
         if control is None:
             return cls()
@@ -147,10 +147,11 @@ class GeneralizedLinearMixedModel:
         control: GlmerControl | dict | None = None,
         data_name: str | None = None,
         contrasts: dict[str, str] | None = None,
-    ) -> "GeneralizedLinearMixedModel":
+    ) -> GeneralizedLinearMixedModel:
         """Build a model from an lme4 formula (``cbind(s, f) ~ x + (1 | g)`` for binomial counts) and data."""
         fam = make_family(family, link)
         parsed = parse_formula(formula)
+        data = to_pandas(data)
         parsed2, frame, extra, spec = prepare_response(parsed, data, fam)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -171,26 +172,32 @@ class GeneralizedLinearMixedModel:
     # ------------------------------------------------------------------ facts
     @property
     def formula(self) -> str:
+        """The formula as given."""
         return self.design.formula.text
 
     @property
     def terms(self) -> tuple:
+        """Random-effects terms in lme4's order (decreasing number of levels)."""
         return self.design.terms
 
     @property
     def nobs(self) -> int:
+        """Observations used (rows with no trials included, as R counts them)."""
         return len(self.response.y)
 
     @property
     def nfixed(self) -> int:
+        """Number of fixed effects (after dropping dependent columns)."""
         return self.design.X.shape[1]
 
     @property
     def n_theta(self) -> int:
+        """Number of covariance parameters θ."""
         return sum(t.ntheta for t in self.terms)
 
     @property
     def theta_start(self) -> np.ndarray:
+        """lme4's start of θ (identity λ for every term)."""
         return np.concatenate([t.theta_start for t in self.terms])
 
     @property
@@ -200,10 +207,12 @@ class GeneralizedLinearMixedModel:
 
     @property
     def theta_names(self) -> list[str]:
+        """lme4's names of θ (``herd.(Intercept)``)."""
         return [n for t in self.terms for n in t.theta_names]
 
     @property
     def offset(self) -> np.ndarray:
+        """The offset of each row (0 without one)."""
         d = self.design
         return np.zeros(self.nobs) if d.offset is None else d.offset
 
@@ -244,7 +253,7 @@ class GeneralizedLinearMixedModel:
         t = self.terms[0]
         return agq_deviance(mode, family, r.y, r.wt, z=t.z[:, 0], refs=t.refs, lam=float(theta[0]), nagq=nagq)
 
-    def evaluator(self) -> "Evaluator":
+    def evaluator(self) -> Evaluator:
         """A deviance function with warm starts for one fit."""
         return Evaluator(self)
 

@@ -23,7 +23,7 @@ deviance less ``aic − Σ devres``.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
@@ -36,7 +36,7 @@ from .pirls import Mode
 MAX_NAGQ = 100
 
 
-@lru_cache(maxsize=None)
+@cache
 def gh_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``n``-point Gauss–Hermite rule for the standard normal density (weights sum to 1),
     as lme4's ``GHrule(n)``."""

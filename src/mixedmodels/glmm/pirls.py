@@ -202,7 +202,7 @@ class Pirls:
         """``g(mustart)``, R's starting linear predictor."""
         return family.link.linkfun(family.mustart(self.y, self.wt))
 
-    def constants(self, family: Family) -> "Constants":
+    def constants(self, family: Family) -> Constants:
         """The parts of the deviance and of ``aic`` that do not depend on μ (cached for the last family)."""
         cached = self._constants
         if cached is not None and cached[0] == family:

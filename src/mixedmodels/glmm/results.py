@@ -38,7 +38,7 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     outcome : FitOutcome
     """
 
-    def __init__(self, model: "GeneralizedLinearMixedModel", outcome: "FitOutcome") -> None:
+    def __init__(self, model: GeneralizedLinearMixedModel, outcome: FitOutcome) -> None:
         self.model = model
         self.outcome = outcome
         k, p = model.n_theta, model.nfixed
@@ -368,7 +368,7 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             out[:, s] = self.family.simulate(mu, r.wt, rng, 1)[:, 0]
         return out
 
-    def refit_ml(self) -> "GeneralizedLinearMixedModelResults":
+    def refit_ml(self) -> GeneralizedLinearMixedModelResults:
         """Itself: a GLMM is fitted by (approximate) maximum likelihood already."""
         return self
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class GlmmSummary(Summary):
     """``str(summary)`` is lme4's ``print(summary(glmer_fit))`` layout."""
 
-    def __init__(self, results: "GeneralizedLinearMixedModelResults") -> None:
+    def __init__(self, results: GeneralizedLinearMixedModelResults) -> None:
         super().__init__(results, ddf=None)
 
     @property
