@@ -406,6 +406,7 @@ def build_design(
     weights: Any = None,
     offset: Any = None,
     extra_columns: tuple[str, ...] = (),
+    allow_n: bool = False,
 ) -> Design:
     """Evaluate ``formula`` on ``data``.
 
@@ -427,6 +428,10 @@ def build_design(
     extra_columns : tuple of str
         Columns the model needs besides the formula's (a residual structure's time, subject, group):
         kept in the frame, and rows missing them dropped.
+    allow_n : bool
+        Allow as many levels (and random effects) as observations: an observation-level random effect,
+        which a GLMM can estimate (lme4's ``allow.n = TRUE`` in ``glFormula``); a linear mixed model cannot
+        separate it from the residual.
 
     Returns
     -------
@@ -544,15 +549,15 @@ def build_design(
         refs, levels = grouping_factor(frame, spec.group)
         if len(levels) < 2:
             raise ModelError(f"grouping factor {spec.group_label!r} must have more than one level (it has {len(levels)})")
-        if len(levels) >= n:
+        if len(levels) > n or (len(levels) == n and not allow_n):
             raise ModelError(
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
-                f"the number of observations ({n})"
+                f"{'or equal to ' if allow_n else ''}the number of observations ({n})"
             )
         term_label = spec.label
-        if len(levels) * z.shape[1] >= n:
+        if len(levels) * z.shape[1] > n or (len(levels) * z.shape[1] == n and not allow_n):
             raise ModelError(
-                f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
+                f"number of observations (={n}) {'<' if allow_n else '<='} number of random effects (={len(levels) * z.shape[1]}) for term "
                 f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"
             )
         _check_slopes_vary(z, refs, len(levels), list(cnames), term_label)

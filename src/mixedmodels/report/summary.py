@@ -177,9 +177,12 @@ class Summary:
             C = V / np.outer(sd, sd)
         names = list(r.vcov.index)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
+        # R formats the matrix in one width and prints it left-aligned (a character matrix): a short
+        # abbreviation ("Anger") is padded on the right
+        width = max(len(f"{C[i, j]:.3f}") for i in range(1, p) for j in range(i))
         for i in range(1, p):
-            rows.append([names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
-        return "Correlation of Fixed Effects:\n" + table(rows, ["l"] + ["r"] * (p - 1))
+            rows.append([names[i]] + [f"{C[i, j]:.3f}".rjust(width) for j in range(i)] + [""] * (p - 1 - i))
+        return "Correlation of Fixed Effects:\n" + table(rows, ["l"] * p)
 
     def notes(self) -> str:
         r = self.results
