@@ -393,3 +393,17 @@ def test_compare_reports_the_ml_refits_warnings(capsys):
     doc = json.loads(out)
     assert all(any("singular" in w for w in m["warnings"]) for m in doc["models"])
     assert doc["tests"][0]["chisq"] == pytest.approx(2.363408, rel=1e-5)  # lme4's anova (tests/reference/refits.json)
+
+
+def test_fit_family_fits_a_glmm_as_glmer(capsys):
+    """``fit --family``: glmer's summary and JSON (cbpp's Laplace and AGQ fits are checked in tests/glmm)."""
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    code, out = run(capsys, "fit", "cbpp", "--formula", formula, "--family", "binomial")[:2]
+    assert code == 0
+    assert "Family: binomial  ( logit )" in out and "z value" in out
+    d = json.loads(run(capsys, "fit", "cbpp", "--formula", formula, "--family", "binomial", "--nagq", "9", "--json")[1])
+    assert d["family"] == "binomial" and d["nAGQ"] == 9 and d["nobs"] == 56
+    assert main(["fit", "cbpp", "--formula", formula, "--nagq", "9"]) == 2
+    assert "--link and --nagq need --family" in capsys.readouterr().err
+    assert main(["fit", "cbpp", "--formula", formula, "--family", "binomial", "--ci", "wald"]) == 2
+    assert "not available with --family" in capsys.readouterr().err

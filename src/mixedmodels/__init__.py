@@ -64,6 +64,8 @@ _LAZY = {
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
     "load": ("mixedmodels.persist", "load"),
     "why": ("mixedmodels.naive", "why"),
+    "glmer": ("mixedmodels.glmm", "glmer"),
+    "GeneralizedLinearMixedModelResults": ("mixedmodels.glmm.results", "GeneralizedLinearMixedModelResults"),
 }
 
 
@@ -164,6 +166,8 @@ __all__ = [
     "bootstrap_lrt",
     "load",
     "why",
+    "glmer",
+    "GeneralizedLinearMixedModelResults",
     "datasets",
     "MixedModelsError",
     "FormulaError",

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--ci", choices=["wald", "profile", "boot"], help="add confidence intervals by this method")
     fit.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     fit.add_argument("--save", metavar="FILE", help="also save the fit as JSON (.json or .json.gz) for mixedmodels.load")
+    fit.add_argument("--family", choices=["binomial", "poisson", "nbinom2"],
+                     help="fit a generalised linear mixed model (lme4's glmer; nbinom2 as glmmTMB's)")
+    fit.add_argument("--link", choices=["logit", "probit", "cloglog", "log"], help="link function (default: the family's canonical)")
+    fit.add_argument("--nagq", type=int, default=1,
+                     help="adaptive Gauss-Hermite points (glmer's nAGQ; 1 = Laplace, 0 = the fast first stage only)")
     _sim_options(fit, nsim=500)
     fit.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -194,9 +199,34 @@ def _dump(obj) -> None:
     sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
 
 
+def _fit_glmm(args: argparse.Namespace) -> int:
+    """``fit --family``: a GLMM (z-tests; no df, intervals or saving yet)."""
+    from .exceptions import ModelError
+    from .glmm import glmer
+
+    for flag, given in (("--ci", args.ci), ("--save", args.save), ("--residual", getattr(args, "residual", None)),
+                        ("--variance", getattr(args, "variance", None)), ("--ml", args.ml)):
+        if given:
+            raise ModelError(f"{flag} is not available with --family (GLMMs are fitted by maximum likelihood)")
+    frame, name = _read(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported in the summary / JSON
+        result = glmer(args.formula, frame, family=args.family, link=args.link, nAGQ=args.nagq,
+                       weights=getattr(args, "prior_weights", None), data_name=name)
+    if args.json:
+        _dump(result.to_dict())
+    else:
+        sys.stdout.write(str(result.summary()))
+    return 0
+
+
 def _fit(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
+    if args.family:
+        return _fit_glmm(args)
+    if args.link or args.nagq != 1:
+        raise ModelError("--link and --nagq need --family")
     result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")

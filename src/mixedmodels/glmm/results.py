@@ -64,6 +64,12 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
     def formula(self) -> str:
         return self.model.formula
 
+    # a GLMM has no residual structure or variance function: what the shared report code reads
+    iid_residuals = True
+    residual_structure = None
+    residual_binding = None
+    variance_function = None
+
     @property
     def reml(self) -> bool:
         """Always False: GLMMs are fitted by (approximate) maximum likelihood."""
