@@ -331,6 +331,14 @@ class LinearMixedModel:
         new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
         return new
 
+    def with_control(self, control: OptimizerControl) -> "LinearMixedModel":
+        """The same model with other optimizer settings (shares the cross-products)."""
+        new = self._like(self.design, self.reml)
+        new.control = control
+        new.__dict__["crossprods"] = self.crossprods
+        new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
+        return new
+
     def objective(self, theta: np.ndarray, reml: bool | None = None) -> float:
         """REML criterion or ML deviance at ``theta`` (θ, then any residual parameters)."""
         return self.criterion_at(theta, reml=reml)
@@ -402,13 +410,13 @@ class LinearMixedModel:
     @cached_property
     def _unstructured_marginal(self):
         """The quasi-Newton path with an analytic gradient (:mod:`.engine.marginal`) when the model is an
-        unstructured MMRM (no random effects, no variance function, a factor time), else None. The
-        Nelder–Mead optimizer, when asked for, takes the general path."""
+        unstructured MMRM (no random effects, no variance function, a factor time), else None. Any
+        optimizer other than the default, when asked for, takes the general path."""
         from .engine.marginal import UnstructuredMarginal
 
         w = self.whitening
         if (w is None or w.structure.kind != "us" or self.terms or self.variance is not None or w.moments is None
-                or self.control.optimizer == "nelder_mead"):
+                or self.control.optimizer != "bobyqa"):
             return None
         return UnstructuredMarginal(w, self.nobs, self.design.X.shape[1], self.reml, self.logdet_r)
 
