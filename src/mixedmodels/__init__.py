@@ -63,6 +63,12 @@ _LAZY = {
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
     "load": ("mixedmodels.persist", "load"),
+    "select": ("mixedmodels.inference.select", "select"),
+    "ranova": ("mixedmodels.inference.ranova", "ranova"),
+    "step": ("mixedmodels.inference.step", "step"),
+    "allfit": ("mixedmodels.inference.allfit", "allfit"),
+    "power": ("mixedmodels.inference.power", "power"),
+    "make_lmer": ("mixedmodels.inference.power", "make_lmer"),
 }
 
 
@@ -162,6 +168,12 @@ __all__ = [
     "compare",
     "bootstrap_lrt",
     "load",
+    "select",
+    "ranova",
+    "step",
+    "allfit",
+    "power",
+    "make_lmer",
     "datasets",
     "MixedModelsError",
     "FormulaError",

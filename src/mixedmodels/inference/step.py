@@ -155,6 +155,8 @@ class StepResult:
                            "F value": "f_value", "Sum Sq": "sum_sq", "Mean Sq": "mean_sq", "NumDF": "num_df",
                            "DenDF": "den_df", "logLik": "loglik"}.get(str(col), str(col).lower())
                     item[key] = json_number(value)
+                    if key in ("eliminated", "npar", "df", "num_df") and item[key] is not None:
+                        item[key] = int(item[key])
                 out.append(item)
             return out
 
