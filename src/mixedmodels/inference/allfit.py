@@ -32,8 +32,12 @@ ALLFIT_OPTIMIZERS = ("bobyqa", "nelder_mead", "newuoa", "sbplx", "lbfgsb", "powe
 
 
 def sdcor_values(fit: Any) -> dict[str, float]:
-    """SDs and correlations by lme4's names (``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``sigma``),
-    in the order of ``summary(allFit(m))$sdcor``: that of θ for lme4's unstructured terms, then σ."""
+    """SDs and correlations in VarCorr's order, named ``group.var`` for an SD (``Subject.Days``),
+    ``group.var2.var1`` for a correlation (``Subject.Days.(Intercept)``) and ``sigma``.
+
+    ``summary(allFit(m))$sdcor`` in lme4 1.1-31 has these values in this order but labels its columns
+    with θ's names, so there its second column, ``Subject.Days.(Intercept)``, holds the SD of ``Days``.
+    """
     values = {}
     for _, row in fit.varcorr.iterrows():
         if row["grp"] == "Residual":
@@ -43,8 +47,7 @@ def sdcor_values(fit: Any) -> dict[str, float]:
         else:
             name = f"{row['grp']}.{row['var2']}.{row['var1']}"
         values[name] = float(row["sdcor"])
-    order = [n for n in fit.theta_names if n in values] + [n for n in values if n not in fit.theta_names]
-    return {n: values[n] for n in order}
+    return values
 
 
 @dataclass(frozen=True)
