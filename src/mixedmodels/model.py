@@ -17,7 +17,7 @@ from .engine.objective import criterion
 from .engine.residual import Whitening
 from .engine.threads import blas_policy, engine_threads
 from .exceptions import ModelError
-from .formula.design import Design, build_design
+from .formula.design import Design, build_design, exact_response
 from .optimize import FitRecord, OptimizerControl, optimize_theta
 from .terms import boundary_components
 
@@ -318,7 +318,9 @@ class LinearMixedModel:
             raise ModelError(f"the new response has {y.size} values; the model has {self.nobs} observations")
         if not np.all(np.isfinite(y)):
             raise ModelError("the new response has missing or infinite values")
-        new = self._like(dataclasses.replace(self.design, y=y), self.reml)
+        d = self.design
+        degenerate = exact_response(self._y_minus_offset(y), d.X, d.response_name)  # of this response, not the model's
+        new = self._like(dataclasses.replace(d, y=y, degenerate=degenerate), self.reml)
         cp = self.crossprods.with_response(self.engine_terms, self.engine_X, new.engine_y(y))
         new.__dict__["crossprods"] = cp
         new.__dict__["factor"] = self.factor.with_crossproducts(cp)

@@ -9,7 +9,7 @@ simr's ``extend``: level ``j`` is a copy of level ``j mod m`` of the ``m`` the d
 
 As simr's ``powerCurve``, the responses of all sizes come from the same simulations of the largest
 design (the first ``k`` levels' rows of each). They are drawn in the calling process from one
-seeded generator and each refit starts from the same place, so the p-values do not depend on how
+seeded generator and each refit starts from the simulated model's parameters, so the p-values do not depend on how
 many processes do the refits. A size's refits share its model's cross-products of Z and factor
 structure (``refit``).
 
@@ -258,11 +258,12 @@ def _pvalue(i: int) -> float:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            start = _JOB["start"]
             if test == "lr":
-                full = size["full"].refit(y, warn=False)
-                null = size["null"].refit(y, warn=False)
+                full = size["full"].refit(y, start=start, warn=False)
+                null = size["null"].refit(y, start=start, warn=False)
                 return float(stats.chi2.sf(max(0.0, 2.0 * (full.loglik - null.loglik)), L.shape[0]))
-            fit = size["full"].refit(y, warn=False)
+            fit = size["full"].refit(y, start=start, warn=False)
             if test == "z":
                 b = L @ fit.beta
                 V = L @ fit.vcov.to_numpy() @ L.T
@@ -466,13 +467,13 @@ def power(
         y0 = simulate_model(sub, beta, pm.params, pm.sigma, 1, np.random.default_rng(0))[:, 0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            template = sub.with_response(y0).fit(start=pm.params, warn=False)  # the refits' start and structure
+            template = sub.with_response(y0).fit(start=pm.params, warn=False)  # the refits' structure
             job = {"rows": rows, "full": template}
             if test == "lr":
                 job["full"] = template.model.with_reml(False).fit(start=pm.params, warn=False)
                 job["null"] = _null_model(template.model, cols).fit(start=pm.params, warn=False)
         size_jobs.append(job)
-    _JOB.update(Y=Y, sizes=size_jobs, nsim=nsim, test=test, L=L)
+    _JOB.update(Y=Y, sizes=size_jobs, nsim=nsim, test=test, L=L, start=pm.params)
     total = nsim * len(size_jobs)
     jobs = (os.cpu_count() or 1) if n_jobs == -1 else max(1, int(n_jobs))
     show = progress_enabled(progress)
