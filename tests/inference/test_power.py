@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -18,13 +18,21 @@ from scipy import stats
 
 import mixedmodels as mm
 from mixedmodels.exceptions import ModelError
-from mixedmodels.inference.power import PowerModel, clopper_pearson, extend, make_lmer, power, simulate_model, tidy_sizes
+from mixedmodels.inference.power import (
+    PowerModel,
+    clopper_pearson,
+    extend,
+    make_lmer,
+    power,
+    simulate_model,
+    tidy_sizes,
+)
 from mixedmodels.model import LinearMixedModel
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sleep():
     return mm.lmer(SLEEP, mm.datasets.load("sleepstudy"))
 
@@ -68,7 +76,7 @@ def test_kr_power_is_the_exact_power_of_the_slope_t_test():
     nsim, seed = 300, 5
     curve = power(pm, "Days", nsim=nsim, seed=seed, progress=False)
     assert curve.test == "kr" and curve.table["failed"].iloc[0] == 0
-    model, Y = _responses(pm, nsim, seed)
+    _, Y = _responses(pm, nsim, seed)
     days = np.arange(10.0) - 4.5
     slopes = (Y.reshape(m, 10, nsim) * days[None, :, None]).sum(axis=1) / (days @ days)
     t = slopes.mean(axis=0) / (slopes.std(axis=0, ddof=1) / math.sqrt(m))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +29,14 @@ REF = json.loads((ROOT / "select.json").read_text())
 CLOSED, FITTED = 1e-6, 1e-4
 
 
-@lru_cache(maxsize=None)
+@cache
 def _data(name: str) -> pd.DataFrame:
     if name == "ham":
         return pd.read_csv(ROOT / "data" / "ham.csv")
     return mm.datasets.load(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fit(dataset: str, formula: str, reml: bool = True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -153,7 +153,7 @@ def test_step_to_a_linear_model_tests_its_terms():
     s = step(fit)
     assert s.formula == "Reaction ~ Days" and list(s.random.index) == ["<none>", "(1 | g)"]
     X = np.column_stack([np.ones(len(d)), d["Days"]])
-    beta, rss, *_ = np.linalg.lstsq(X, d["Reaction"], rcond=None)
+    _, rss, *_ = np.linalg.lstsq(X, d["Reaction"], rcond=None)
     rss0 = float(np.sum((d["Reaction"] - d["Reaction"].mean()) ** 2))
     F = (rss0 - rss[0]) / (rss[0] / (len(d) - 2))
     assert s.fixed.loc["Days", "F value"] == pytest.approx(F, rel=1e-10)
@@ -218,7 +218,7 @@ def test_new_optimizers_fit_sleepstudy(optimizer):
 NAMES = ["none", "intercept", "slope", "uncorrelated", "slope_only", "intercept_car1"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _selection(reml: bool):
     random = ["", "(1 | Subject)", "(Days | Subject)", "(Days || Subject)", "(0 + Days | Subject)",
               {"random": "(1 | Subject)", "residual": "car1(Days | Subject)"}]
@@ -274,7 +274,7 @@ def test_selection_by_bic_and_ml_when_fixed_effects_differ():
 def test_aicc_and_nesting_rules():
     assert aicc(-10.0, 3, 20) == pytest.approx(26 + 2 * 3 * 4 / 16)
     assert aicc(-10.0, 3, 4) == np.inf
-    f = lambda formula, **kw: _fit_kw(formula, **kw)  # noqa: E731
+    f = lambda formula, **kw: _fit_kw(formula, **kw)
     us = f("Reaction ~ Days + (Days | Subject)")
     diag = f("Reaction ~ Days + diag(Days | Subject)")
     cs = f("Reaction ~ Days + cs(Days | Subject)")
@@ -283,7 +283,7 @@ def test_aicc_and_nesting_rules():
     assert not nested(cs, diag) and nested(ri, us)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fit_kw(formula):
     return _fit("sleepstudy", formula)
 

@@ -77,7 +77,7 @@ class PowerModel:
     settings: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_fit(cls, fit: Any) -> "PowerModel":
+    def from_fit(cls, fit: Any) -> PowerModel:
         """The model a fit estimated, on the rows it used."""
         if not isinstance(fit, MixedFit):
             raise ModelError("power needs a fitted mixed model (or a model from make_lmer)")
@@ -87,7 +87,7 @@ class PowerModel:
         return cls(d.formula.text, d.frame.copy(), dict(zip(d.fixed_names, fit.beta)), np.array(fit.theta, dtype=float),
                    float(fit.sigma), bool(fit.reml), settings)
 
-    def with_effect(self, names: Sequence[str], value: Any) -> "PowerModel":
+    def with_effect(self, names: Sequence[str], value: Any) -> PowerModel:
         """The model with the coefficients ``names`` set to ``value`` (a number, a sequence or a dict by name)."""
         if value is None:
             return self
@@ -200,7 +200,7 @@ def tidy_sizes(m: int, low: int = 3, most: int = 10) -> list[int]:
         return [m]
     if m - low + 1 <= most:
         return list(range(low, m + 1))
-    return sorted(set(int(v) for v in np.round(np.linspace(low, m, most))))
+    return sorted({int(v) for v in np.round(np.linspace(low, m, most))})
 
 
 def _build(pm: PowerModel, frame: pd.DataFrame, rows: np.ndarray, reml: bool) -> Any:
@@ -332,8 +332,8 @@ class PowerCurve:
 
     def __str__(self) -> str:
         values = ", ".join(f"{k} = {v:g}" for k, v in self.value.items())
-        head = [f"Power for {self.effect} ({values}), {_TEST_NAMES[self.test]} at alpha = {self.alpha:g}, "
-                f"{self.nsim} simulations; {self.level:.0%} Clopper-Pearson intervals"]
+        head = [(f"Power for {self.effect} ({values}), {_TEST_NAMES[self.test]} at alpha = {self.alpha:g}, "
+                 f"{self.nsim} simulations; {self.level:.0%} Clopper-Pearson intervals")]
         if self.along:
             head.append(f"by number of levels of {self.along}:")
         return "\n".join(head + [as_table(self.table).to_text()]) + "\n"

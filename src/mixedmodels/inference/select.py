@@ -353,4 +353,4 @@ def _nested_tests(fits: dict) -> pd.DataFrame:
     return Table(pd.DataFrame(rows, columns=columns))
 
 
-__all__ = ["select", "Selection", "Candidate", "aicc", "nested"]
+__all__ = ["Candidate", "Selection", "aicc", "nested", "select"]

@@ -30,7 +30,7 @@ from ..protocols import MixedFit
 from ..report.serialize import json_number
 from ..report.table import Table, as_table
 from .anova import ANOVA_COLUMNS, _r_term_label, _term_info, contest, type3_contrasts
-from .ranova import RANOVA_COLUMNS, none_row, ranova
+from .ranova import RANOVA_COLUMNS, ranova
 from .reformulate import assemble, refit_formula
 
 _DDF = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}
@@ -82,7 +82,7 @@ def drop1(fit: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
             "drop1 and step need a full-rank fixed-effects design; columns "
             f"{', '.join(design.dropped_columns)} were dropped as linearly dependent (remove them from the formula)"
         )
-    intercept, terms = _fixed_terms(fit)
+    _, terms = _fixed_terms(fit)
     marginal = [t for t in terms if not any(t[2] < u[2] for u in terms)]
     if fit.nfixed <= 1 or len(terms) <= 1:
         hypotheses = {_r_term_label(design, k): v for k, v in type3_contrasts(fit).items()} if isinstance(fit, MixedFit) else None
@@ -263,4 +263,4 @@ def step(
     return StepResult(random=random_table, fixed=fixed_table, model=model, ddf=_DDF[key], method=fit.method)
 
 
-__all__ = ["step", "drop1", "StepResult", "none_row"]
+__all__ = ["StepResult", "drop1", "step"]

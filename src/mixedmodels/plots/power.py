@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def plot_power(
-    curve: "PowerCurve",
+    curve: PowerCurve,
     *,
     target: float | None = 0.8,
     ax: Axes | None = None,
