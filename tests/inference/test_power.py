@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,17 @@ def test_output_plot_and_errors(tmp_path):
         power(fit.refit_ml(), "Days", nsim=2, test="kr")
     with pytest.raises(ModelError, match="coefficients"):
         power(fit, "Days", [1.0, 2.0], nsim=2)
+
+
+@pytest.mark.parametrize("kind", ["iid", "residual", "variance"])
+def test_simulation_is_the_fits_simulate(kind):
+    # power() draws responses as LinearMixedModelResults.simulate does, for residual structures and variance functions too
+    trial = pd.read_csv(Path(__file__).parents[1] / "reference" / "data" / "residual_trial.csv")
+    kw = {"iid": {}, "residual": {"residual": "ar1(visit | id)"}, "variance": {"variance": "ident(arm)"}}[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("y ~ arm * visit + base + (1 | id)", trial, **kw)
+    ours = simulate_model(fit.model, fit.beta, fit.theta, fit.sigma, 3, np.random.default_rng(4))
+    np.testing.assert_allclose(ours, fit.simulate(3, seed=np.random.default_rng(4)), rtol=1e-12, atol=1e-9)
+    curve = power(fit, "base", 0.5, nsim=4, seed=1, test="satterthwaite", progress=False)
+    assert curve.table["failed"].iloc[0] == 0 and np.isfinite(curve.pvalues).all()

@@ -304,3 +304,13 @@ def test_select_errors():
     d2.loc[5, "w"] = np.nan
     with pytest.raises(ModelError, match="different rows"):
         select(d2, "Reaction ~ 1", ["(1 | Subject)", "(Days | Subject)"])
+
+
+def test_allfit_of_residual_structures():
+    trial = pd.read_csv(ROOT / "data" / "residual_trial.csv")
+    mmrm = mm.mmrm("y ~ arm * visit + base + us(visit | id)", trial)
+    a = allfit(mmrm, ["bobyqa", "nelder_mead"])
+    # the default optimizer of an unstructured MMRM is L-BFGS on the analytic gradient; others take the general path
+    assert a.table.loc["bobyqa", "algorithm"].startswith("nlopt LD_LBFGS")
+    assert a.table.loc["nelder_mead", "algorithm"] == "nlopt LN_NELDERMEAD"
+    assert a.loglik_range < 1e-5 and a.max_relative_spread < 1e-3

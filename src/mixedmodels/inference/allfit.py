@@ -57,8 +57,9 @@ class AllFit:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per optimizer: ``ok`` (the refit ran), ``converged`` (no convergence warning),
-        ``logLik``, ``dlogLik`` (difference from the best), ``seconds``, ``evaluations``, ``warnings``.
+        One row per optimizer: ``algorithm`` (what ran: an unstructured MMRM's default is L-BFGS on its
+        analytic gradient), ``ok`` (the refit ran), ``converged`` (no convergence warning), ``logLik``,
+        ``dlogLik`` (difference from the best), ``seconds``, ``evaluations``, ``warnings``.
     fixef, theta, sdcor : pandas.DataFrame
         Estimates per optimizer (rows) and parameter (columns, lme4's names); NaN where the refit failed.
     spread : pandas.DataFrame
@@ -96,7 +97,7 @@ class AllFit:
         fits = []
         for name, row in self.table.iterrows():
             fits.append({
-                "optimizer": str(name), "ok": bool(row["ok"]), "converged": bool(row["converged"]),
+                "optimizer": str(name), "algorithm": row["algorithm"], "ok": bool(row["ok"]), "converged": bool(row["converged"]),
                 "loglik": json_number(row["logLik"]), "seconds": json_number(row["seconds"]),
                 "evaluations": None if not np.isfinite(row["evaluations"]) else int(row["evaluations"]),
                 "warnings": [w for w in str(row["warnings"]).split("; ") if w],
@@ -167,17 +168,18 @@ def allfit(fit: Any, optimizers: Sequence[str] | None = None, *, maxfun: int | N
                 warnings.simplefilter("ignore")
                 refit = fit.model.with_control(control).fit(warn=False)
         except (MixedModelsError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-            rows[name] = {"ok": False, "converged": False, "logLik": np.nan, "seconds": time.perf_counter() - t0,
-                          "evaluations": np.nan, "warnings": f"failed: {exc}"}
+            rows[name] = {"algorithm": "", "ok": False, "converged": False, "logLik": np.nan,
+                          "seconds": time.perf_counter() - t0, "evaluations": np.nan, "warnings": f"failed: {exc}"}
             fx[name], th[name], sd[name] = [np.nan] * len(fixef_names), [np.nan] * len(theta_names), [np.nan] * len(sd_names)
             continue
         fits[name] = refit
-        rows[name] = {"ok": True, "converged": refit.converged, "logLik": refit.loglik, "seconds": time.perf_counter() - t0,
+        rows[name] = {"algorithm": refit.fit_record.optimizer, "ok": True, "converged": refit.converged, "logLik": refit.loglik,
+                      "seconds": time.perf_counter() - t0,
                       "evaluations": float(refit.fit_record.evaluations), "warnings": "; ".join(refit.fit_record.warnings)}
         fx[name], th[name], sd[name] = list(refit.beta), list(refit.theta), list(sdcor_values(refit).values())
     table = pd.DataFrame.from_dict(rows, orient="index")
     best = np.nanmax(table["logLik"].to_numpy(dtype=float)) if table["ok"].any() else np.nan
-    table.insert(3, "dlogLik", table["logLik"] - best)
+    table.insert(4, "dlogLik", table["logLik"] - best)
     fixef = pd.DataFrame.from_dict(fx, orient="index", columns=fixef_names)
     theta = pd.DataFrame.from_dict(th, orient="index", columns=theta_names)
     sdcor = pd.DataFrame.from_dict(sd, orient="index", columns=sd_names)
