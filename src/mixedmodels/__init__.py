@@ -66,6 +66,12 @@ _LAZY = {
     "why": ("mixedmodels.naive", "why"),
     "glmer": ("mixedmodels.glmm", "glmer"),
     "GeneralizedLinearMixedModelResults": ("mixedmodels.glmm.results", "GeneralizedLinearMixedModelResults"),
+    "select": ("mixedmodels.inference.select", "select"),
+    "ranova": ("mixedmodels.inference.ranova", "ranova"),
+    "step": ("mixedmodels.inference.step", "step"),
+    "allfit": ("mixedmodels.inference.allfit", "allfit"),
+    "power": ("mixedmodels.inference.power", "power"),
+    "make_lmer": ("mixedmodels.inference.power", "make_lmer"),
 }
 
 
@@ -168,6 +174,12 @@ __all__ = [
     "why",
     "glmer",
     "GeneralizedLinearMixedModelResults",
+    "select",
+    "ranova",
+    "step",
+    "allfit",
+    "power",
+    "make_lmer",
     "datasets",
     "MixedModelsError",
     "FormulaError",

@@ -1,4 +1,4 @@
-"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | datasets``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | select | power | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
 ``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--json", action="store_true", help="print JSON")
     why.add_argument("--report", metavar="FILE", help="also write an HTML page with the analyses and the sentences")
     why.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    from .cli_select import add_parsers
+
+    add_parsers(sub)  # select, power
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -403,8 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        from .cli_select import run_power, run_select
+
         handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans,
-                   "why": _why}.get(args.command)
+                   "why": _why, "select": run_select, "power": run_power}.get(args.command)
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

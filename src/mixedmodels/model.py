@@ -17,7 +17,7 @@ from .engine.objective import criterion
 from .engine.residual import Whitening
 from .engine.threads import blas_policy, engine_threads
 from .exceptions import ModelError
-from .formula.design import Design, build_design
+from .formula.design import Design, build_design, exact_response
 from .optimize import FitRecord, OptimizerControl, optimize_theta
 from .terms import boundary_components
 
@@ -318,7 +318,9 @@ class LinearMixedModel:
             raise ModelError(f"the new response has {y.size} values; the model has {self.nobs} observations")
         if not np.all(np.isfinite(y)):
             raise ModelError("the new response has missing or infinite values")
-        new = self._like(dataclasses.replace(self.design, y=y), self.reml)
+        d = self.design
+        degenerate = exact_response(self._y_minus_offset(y), d.X, d.response_name)  # of this response, not the model's
+        new = self._like(dataclasses.replace(d, y=y, degenerate=degenerate), self.reml)
         cp = self.crossprods.with_response(self.engine_terms, self.engine_X, new.engine_y(y))
         new.__dict__["crossprods"] = cp
         new.__dict__["factor"] = self.factor.with_crossproducts(cp)
@@ -327,6 +329,14 @@ class LinearMixedModel:
     def with_reml(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by the other criterion (shares the cross-products)."""
         new = self._like(self.design, reml)
+        new.__dict__["crossprods"] = self.crossprods
+        new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
+        return new
+
+    def with_control(self, control: OptimizerControl) -> "LinearMixedModel":
+        """The same model with other optimizer settings (shares the cross-products)."""
+        new = self._like(self.design, self.reml)
+        new.control = control
         new.__dict__["crossprods"] = self.crossprods
         new.__dict__["factor"] = self.factor.with_crossproducts(self.crossprods)
         return new
@@ -402,13 +412,13 @@ class LinearMixedModel:
     @cached_property
     def _unstructured_marginal(self):
         """The quasi-Newton path with an analytic gradient (:mod:`.engine.marginal`) when the model is an
-        unstructured MMRM (no random effects, no variance function, a factor time), else None. The
-        Nelder–Mead optimizer, when asked for, takes the general path."""
+        unstructured MMRM (no random effects, no variance function, a factor time), else None. Any
+        optimizer other than the default, when asked for, takes the general path."""
         from .engine.marginal import UnstructuredMarginal
 
         w = self.whitening
         if (w is None or w.structure.kind != "us" or self.terms or self.variance is not None or w.moments is None
-                or self.control.optimizer == "nelder_mead"):
+                or self.control.optimizer != "bobyqa"):
             return None
         return UnstructuredMarginal(w, self.nobs, self.design.X.shape[1], self.reml, self.logdet_r)
 

@@ -27,7 +27,10 @@ MIN_INITIAL_STEP = 0.1
 #: lme4's ``restart_edge`` probe: a θ component at its bound is moved by this to test the slope.
 EDGE_STEP = 1e-5
 
-_ALGORITHMS = {"bobyqa": nlopt.LN_BOBYQA, "nelder_mead": nlopt.LN_NELDERMEAD}
+_ALGORITHMS = {"bobyqa": nlopt.LN_BOBYQA, "nelder_mead": nlopt.LN_NELDERMEAD, "newuoa": nlopt.LN_NEWUOA_BOUND,
+               "sbplx": nlopt.LN_SBPLX}
+#: Bounded methods of scipy.optimize (finite-difference gradients for L-BFGS-B), for allFit-style checks.
+_SCIPY = {"lbfgsb": "L-BFGS-B", "powell": "Powell"}
 
 _NLOPT_CODES = {
     1: "NLOPT_SUCCESS",
@@ -50,8 +53,9 @@ class OptimizerControl:
 
     Attributes
     ----------
-    optimizer : {"bobyqa", "nelder_mead"}
-        nlopt's BOBYQA (lme4's default ``nloptwrap``) or Nelder–Mead.
+    optimizer : {"bobyqa", "nelder_mead", "newuoa", "sbplx", "lbfgsb", "powell"}
+        nlopt's BOBYQA (lme4's default ``nloptwrap``), Nelder–Mead, NEWUOA (with bounds) or Subplex;
+        scipy's L-BFGS-B (finite-difference gradient) or Powell.
     maxfun : int
         Most objective evaluations.
     ftol_abs, xtol_abs : float
@@ -73,8 +77,8 @@ class OptimizerControl:
     def __post_init__(self) -> None:
         from .exceptions import ModelError
 
-        if self.optimizer not in _ALGORITHMS:
-            raise ModelError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(sorted(_ALGORITHMS))}")
+        if self.optimizer not in _ALGORITHMS and self.optimizer not in _SCIPY:
+            raise ModelError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(sorted({**_ALGORITHMS, **_SCIPY}))}")
         if int(self.maxfun) < 1:
             raise ModelError(f"maxfun must be a positive number of evaluations, got {self.maxfun!r}")
         if not (self.ftol_abs >= 0 and self.xtol_abs >= 0):
@@ -177,6 +181,8 @@ def bobyqa(
     n = len(x0)
     if n == 0:  # nothing to optimise (a marginal model with iid residuals): the criterion at its only point
         return np.zeros(0), float(fun(np.zeros(0))), 1
+    if algorithm in _SCIPY:
+        return _scipy_minimize(fun, x0, lower, ftol_abs=ftol_abs, xtol_abs=xtol_abs, maxeval=maxeval, method=_SCIPY[algorithm])
     opt = nlopt.opt(_ALGORITHMS[algorithm], n)
     opt.set_min_objective(lambda x, grad: fun(x))
     opt.set_lower_bounds(np.asarray(lower, dtype=float))
@@ -193,6 +199,23 @@ def bobyqa(
     if x is None:
         x = np.asarray(x0, dtype=float)
     return np.asarray(x), float(opt.last_optimum_value()), int(code)
+
+
+def _scipy_minimize(
+    fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, *, ftol_abs: float, xtol_abs: float,
+    maxeval: int, method: str,
+) -> tuple[np.ndarray, float, int]:
+    """Minimise with a bounded scipy method; the return code is nlopt's (1 success, 5 evaluations exhausted, -1 failure)."""
+    from scipy.optimize import minimize
+
+    bounds = [(None if not np.isfinite(lo) else float(lo), None) for lo in lower]
+    if method == "L-BFGS-B":
+        options = {"maxfun": int(maxeval), "ftol": 1e-15, "gtol": 1e-8, "maxls": 50}
+    else:
+        options = {"maxfev": int(maxeval), "ftol": 1e-12, "xtol": float(xtol_abs)}
+    res = minimize(fun, np.asarray(x0, dtype=float), method=method, bounds=bounds, options=options)
+    code = 1 if res.success else (5 if res.nfev >= maxeval else -1)
+    return np.asarray(res.x, dtype=float), float(res.fun), code
 
 
 def finite_difference_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, f0: float, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +353,7 @@ def optimize_theta(
     if boundary(theta).size:
         msgs.append("boundary (singular) fit: see help('isSingular')")
     record = FitRecord(
-        optimizer=f"nlopt LN_{ctl.optimizer.upper().replace('_', '')}",
+        optimizer=f"scipy {_SCIPY[ctl.optimizer]}" if ctl.optimizer in _SCIPY else f"nlopt LN_{ctl.optimizer.upper().replace('_', '')}",
         evaluations=evals,
         seconds=seconds,
         return_code=code,

@@ -9,6 +9,7 @@ threads and in notebooks (a Figure displays itself); save with ``fig.savefig("na
 - :func:`qq_ranef`: normal QQ plots of the conditional modes.
 - :func:`variance_partition`: share of variance per grouping factor and residual, with the ICC.
 - :func:`zeta_plot`: profile ζ traces of every parameter.
+- :func:`plot_power`: a simulation study's power per sample size with its intervals.
 
 >>> import mixedmodels as mm
 >>> from mixedmodels import plots
@@ -23,6 +24,7 @@ from __future__ import annotations
 from .caterpillar import caterpillar
 from .diagnostics import qq_ranef, qq_residuals, residuals_vs_fitted
 from .partition import variance_partition
+from .power import plot_power
 from .profile import parameter_labels, zeta_plot
 from .trajectories import trajectories
 
@@ -35,4 +37,5 @@ __all__ = [
     "variance_partition",
     "zeta_plot",
     "parameter_labels",
+    "plot_power",
 ]
