@@ -213,6 +213,29 @@ def _fill(zeta, estimate: float, end: float, bound: float) -> list[tuple[float, 
     return pts
 
 
+def profile_parameter(
+    zeta_at, start: np.ndarray, estimate: float, scale: float, bounds: tuple[float, float], z: float, trace_points: bool
+) -> tuple[list[float], list[tuple[float, float]]]:
+    """Both ends of one parameter's profile interval and the ``(value, ζ)`` points visited.
+
+    ``zeta_at(value, start) -> (ζ, optimum)`` minimises over the other parameters from ``start``; each side
+    walks out from the estimate, each point starting from the previous one's optimum (continuation).
+    """
+    sides: list[float] = []
+    trace: list[tuple[float, float]] = []
+    for target, bound in ((-z, bounds[0]), (z, bounds[1])):
+        state = {"start": np.array(start, dtype=float, copy=True)}
+
+        def zeta(v: float) -> float:
+            value, state["start"] = zeta_at(v, state["start"])
+            return value
+
+        end, points = _solve_side(zeta, estimate, scale, target, bound)
+        sides.append(end)
+        trace.extend(points + (_fill(zeta, estimate, end, bound) if trace_points else []))
+    return sides, trace
+
+
 def profile_intervals(
     result: "LinearMixedModelResults",
     level: float = 0.95,
@@ -258,38 +281,19 @@ def _profile_intervals(
     for name in _progress(wanted, len(wanted), "profile", show):
         if name in vp.names:
             i = vp.names.index(name)
-            state = {"phi": pr.phi_hat.copy()}
-
-            def zeta(v, i=i, state=state):
-                zz, phi = pr.zeta_var(i, v, state["phi"])
-                state["phi"] = phi
-                return zz
-
             est = pr.phi_hat[i]
-            sides = []
-            for target, bound in ((-z, lower_b[i]), (z, upper_b[i])):
-                state["phi"] = pr.phi_hat.copy()
-                v, trace = _solve_side(zeta, est, max(se_phi[i], 1e-3 * max(abs(est), 1e-3)), target, bound)
-                sides.append(v)
-                pr.profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, bound) if trace_points else []))
-            pr.profile.estimates[name] = float(est)
+            sides, trace = profile_parameter(
+                lambda v, st, i=i: pr.zeta_var(i, v, st), pr.phi_hat, est,
+                max(se_phi[i], 1e-3 * max(abs(est), 1e-3)), (lower_b[i], upper_b[i]), z, trace_points,
+            )
         else:
             j = list(pr.ml.design.fixed_names).index(name)
-            state = {"theta": pr.ml.theta.copy()}
-
-            def zeta(v, j=j, state=state):
-                zz, th = pr.zeta_fixed(j, v, state["theta"])
-                state["theta"] = th
-                return zz
-
             est = pr.ml.beta[j]
-            sides = []
-            for target in (-z, z):
-                state["theta"] = pr.ml.theta.copy()
-                v, trace = _solve_side(zeta, est, se_beta[j], target, -np.inf if target < 0 else np.inf)
-                sides.append(v)
-                pr.profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, np.inf) if trace_points else []))
-            pr.profile.estimates[name] = float(est)
+            sides, trace = profile_parameter(
+                lambda v, st, j=j: pr.zeta_fixed(j, v, st), pr.ml.theta, est, se_beta[j], (-np.inf, np.inf), z, trace_points,
+            )
+        pr.profile.traces.setdefault(name, []).extend(trace)
+        pr.profile.estimates[name] = float(est)
         rows[name] = sides
     return _frame(rows, level), pr.profile
 

@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import connected_components
 from ..covariance import kr_parameters as sas
 from ..exceptions import ModelError
 from .ddf import KenwardRoger
+from .kr_residual import adjusted_covariance
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
@@ -280,12 +281,5 @@ class KenwardRogerGeneral(KenwardRoger):
                         Q[r, s] += VM.T @ MB[s]
             for key, val in d2.items():
                 Rt[key] += B.T @ val[c] @ B
-        phi = self.phi
-        U = np.zeros((p, p))
-        for r in range(m):
-            for s in range(m):
-                key = (min(r, s), max(r, s))
-                q = Q[key] if r <= s else Q[key].T
-                U += W[r, s] * (q - P[r] @ phi @ P[s] - 0.25 * Rt.get(key, 0.0))
         self.P, self.Q, self.W = P, Q, W
-        self.vcov_adjusted = phi + 2 * phi @ U @ phi
+        self.vcov_adjusted = adjusted_covariance(self.phi, P, Q, W, Rt)

@@ -40,6 +40,19 @@ if TYPE_CHECKING:
 STEP = 1e-5
 
 
+def adjusted_covariance(phi: np.ndarray, P: list[np.ndarray], Q: dict, W: np.ndarray, R: dict) -> np.ndarray:
+    """Kenward & Roger's ``Φ_A = Φ + 2Φ [Σ_rs W_rs (Q_rs − P_r Φ P_s − ¼ R_rs)] Φ`` (``Q``, ``R`` keyed ``(r, s)``, r ≤ s;
+    ``R`` holds only the non-zero second-derivative terms)."""
+    m = len(P)
+    U = np.zeros_like(phi)
+    for r in range(m):
+        for s in range(m):
+            key = (min(r, s), max(r, s))
+            q = Q[key] if r <= s else Q[key].T
+            U += W[r, s] * (q - P[r] @ phi @ P[s] - 0.25 * R.get(key, 0.0))
+    return phi + 2 * phi @ U @ phi
+
+
 class KenwardRogerResidual(KenwardRoger):
     """Kenward–Roger df and adjusted covariance of a marginal model with a discrete-time residual structure.
 
@@ -133,13 +146,6 @@ class KenwardRogerResidual(KenwardRoger):
                         Q[r, s] += np.einsum("ab,abij->ij", A[r] @ dS[s] @ Sinv, Sx)
             for key, d in d2.items():
                 R[key] += np.einsum("ab,abij->ij", Sinv @ d[unit.group][ix] @ Sinv, Sx)
-        phi = self.phi
-        U = np.zeros((p, p))
-        for r in range(m):
-            for s in range(m):
-                key = (min(r, s), max(r, s))
-                q = Q[key] if r <= s else Q[key].T
-                U += W[r, s] * (q - P[r] @ phi @ P[s] - 0.25 * R.get(key, 0.0))
         self.P = P
         self.W = W
-        self.vcov_adjusted = phi + 2 * phi @ U @ phi
+        self.vcov_adjusted = adjusted_covariance(self.phi, P, Q, W, R)

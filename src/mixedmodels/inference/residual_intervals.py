@@ -267,7 +267,7 @@ def residual_profile_intervals(
     progress: bool | None = None, trace_points: bool = False,
 ):
     """Profile intervals of every natural variance parameter and every β (module docstring)."""
-    from .confint import Profile, _fill, _frame, _solve_side
+    from .confint import Profile, _frame, profile_parameter
 
     pr = ResidualProfiler(result)
     z = stats.norm.ppf(0.5 + level / 2)
@@ -283,38 +283,21 @@ def residual_profile_intervals(
         if name in nat.names:
             i = nat.names.index(name)
             k = pr._pivot(i)
-            state = {"z": pr.z_hat.copy()}
-
-            def zeta(v, i=i, k=k, state=state):
-                zz, znew = pr.zeta_natural(i, k, v, state["z"])
-                state["z"] = znew
-                return zz
-
             est = float(pr.psi_hat[i])
             lo_w, hi_w = wald[name]
             scale = (hi_w - lo_w) / (4 * z) if np.isfinite(hi_w - lo_w) else 0.1 * max(abs(est), 1e-3)
-            bounds = (lower_b[i], upper_b[i])
+            sides, trace = profile_parameter(
+                lambda v, st, i=i, k=k: pr.zeta_natural(i, k, v, st), pr.z_hat, est, max(scale, 1e-6),
+                (lower_b[i], upper_b[i]), z, trace_points,
+            )
         else:
             j = list(pr.ml.design.fixed_names).index(name)
-            state = {"theta": pr.ml.theta.copy()}
-
-            def zeta(v, j=j, state=state):
-                zz, th = pr.zeta_fixed(j, v, state["theta"])
-                state["theta"] = th
-                return zz
-
             est = float(pr.ml.beta[j])
-            scale = float(se_beta[j])
-            bounds = (-np.inf, np.inf)
-        sides = []
-        for target, bound in ((-z, bounds[0]), (z, bounds[1])):
-            if "z" in state:
-                state["z"] = pr.z_hat.copy()
-            else:
-                state["theta"] = pr.ml.theta.copy()
-            v, trace = _solve_side(zeta, est, max(scale, 1e-6), target, bound)
-            sides.append(v)
-            profile.traces.setdefault(name, []).extend(trace + (_fill(zeta, est, v, bound) if trace_points else []))
+            sides, trace = profile_parameter(
+                lambda v, st, j=j: pr.zeta_fixed(j, v, st), pr.ml.theta, est, max(float(se_beta[j]), 1e-6),
+                (-np.inf, np.inf), z, trace_points,
+            )
+        profile.traces.setdefault(name, []).extend(trace)
         profile.estimates[name] = est
         rows[name] = sides
     return _frame(rows, level), profile
