@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--ci", choices=["wald", "profile", "boot"], help="add confidence intervals by this method")
     fit.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     fit.add_argument("--save", metavar="FILE", help="also save the fit as JSON (.json or .json.gz) for mixedmodels.load")
+    fit.add_argument("--dask", action="store_true",
+                     help="fit on Dask: DATA is Parquet files ('data/*.parquet', a directory) or CSVs, read and reduced by partition")
+    fit.add_argument("--scheduler", metavar="ADDRESS", help="with --dask: the Dask scheduler of a cluster, e.g. tcp://host:8786")
     _sim_options(fit, nsim=500)
     fit.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -187,7 +190,15 @@ def _dump(obj) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
-    result, _, _ = _load_fit(args, args.formula, not args.ml)
+    if args.dask or args.scheduler:
+        from .scale.cli import dask_fit
+
+        if args.sql or args.db:
+            raise ModelError("--dask reads DATA files; --sql/--db are not available with it")
+        result = dask_fit(args.data, args.formula, reml=not args.ml, scheduler=args.scheduler, residual=args.residual,
+                          variance=args.variance, weights=args.prior_weights)
+    else:
+        result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     ddf = None if args.ddf == "none" else args.ddf

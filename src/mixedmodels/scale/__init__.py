@@ -18,7 +18,7 @@ from ..exceptions import ModelError
 from ..optimize import OptimizerControl
 from .model import DaskLinearMixedModel, DaskResults, _is_dask
 
-__all__ = ["lmer", "is_dask", "DaskLinearMixedModel", "DaskResults"]
+__all__ = ["DaskLinearMixedModel", "DaskResults", "is_dask", "lmer"]
 
 
 def is_dask(data: Any) -> bool:

@@ -25,12 +25,20 @@ import numpy as np
 import pandas as pd
 
 from ..engine import CrossProducts
-from ..exceptions import DataError, DataWarning, DroppedRowsWarning, ModelError, RankDeficiencyWarning, ScaleWarning, warn_user
+from ..exceptions import (
+    DataError,
+    DataWarning,
+    DroppedRowsWarning,
+    ModelError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    warn_user,
+)
 from ..formula.coding import coerce_columns
 from ..formula.design import RANK_TOLERANCE, Design, lme4_term_order, scale_message
 from ..optimize import OptimizerControl
 from ..terms import RandomEffectsTerm
-from .model import DaskLinearMixedModel, DaskResults, _is_dask
+from .model import DaskLinearMixedModel, _is_dask
 from .passes import PartitionStats, second_pass, total
 from .plan import FirstPass, FrozenSpec, Plan, first_pass, freeze, make_plan, merge_first, translate_formula
 

@@ -104,7 +104,7 @@ class DaskLinearMixedModel(LinearMixedModel):
     def y_shift(self) -> tuple[int, float] | None:  # set at construction; never computed from rows
         return None
 
-    def _like(self, design: Design, reml: bool) -> "DaskLinearMixedModel":
+    def _like(self, design: Design, reml: bool) -> DaskLinearMixedModel:
         return DaskLinearMixedModel(
             design, self.crossprods, self.nobs, self.y_shift, self.tables, response_spec=self.response_spec,
             used_columns=self.used_columns, response_columns=self.response_columns, source=self.source, reml=reml,
@@ -114,7 +114,7 @@ class DaskLinearMixedModel(LinearMixedModel):
     def with_response(self, y: np.ndarray) -> LinearMixedModel:
         raise ModelError(_rows_message("a refit to a new response (simulate, refit, bootstrap)"))
 
-    def _make_results(self, theta: np.ndarray, value: float, record: Any) -> "DaskResults":
+    def _make_results(self, theta: np.ndarray, value: float, record: Any) -> DaskResults:
         return DaskResults(self, theta, value, record)
 
 
@@ -155,7 +155,7 @@ class DaskResults(LinearMixedModelResults):
         raise ModelError(_rows_message("residuals as one array"))
 
     @cached_property
-    def predictor(self) -> "Predictor":
+    def predictor(self) -> Predictor:
         """What a partition needs to be predicted (shipped to the workers instead of the fit)."""
         return Predictor(self.model, self.beta, tuple(self._b_by_term))
 
@@ -194,7 +194,10 @@ class DaskResults(LinearMixedModelResults):
         """A term's levels in the grouping column's own type (integers stay integers)."""
         table = self.model.tables[list(self.terms).index(term)]
         if len(table.group_vars) == 1:
-            return pd.Index(table.values[0], name=term.group)
+            values = table.values[0]
+            if pd.api.types.is_string_dtype(values.dtype):  # Dask's string columns: strings as the in-memory fit keeps them
+                values = values.astype(object)
+            return pd.Index(values, name=term.group)
         return pd.Index(list(term.levels), name=term.group)
 
     # ------------------------------------------------------------------ what needs the rows

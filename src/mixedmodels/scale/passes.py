@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 
 from ..engine.crossprod import CrossProducts
 from ..exceptions import DataError
@@ -27,11 +26,22 @@ from ..formula.safety import evaluation_context
 from ..terms import RandomEffectsTerm
 from .plan import FrozenSpec
 
+#: Rows per block of the partition's QR (LAPACK is fastest on tall blocks that fit in cache).
+QR_BLOCK = 65536
+
+
+def _blocked_r(A: np.ndarray) -> np.ndarray:
+    """The ``k × k`` ``R`` of a tall ``A`` (``k`` columns) by blocks, merged as a tall-skinny QR."""
+    k = A.shape[1]
+    blocks = [np.linalg.qr(A[i : i + QR_BLOCK], mode="r") for i in range(0, A.shape[0], QR_BLOCK)]
+    R = np.linalg.qr(np.vstack(blocks), mode="r") if len(blocks) > 1 else blocks[0]
+    return R if R.shape[0] == k else np.vstack([R, np.zeros((k - R.shape[0], k))])
+
 
 def _tsqr(R1: np.ndarray, R2: np.ndarray) -> np.ndarray:
     """The ``R`` of ``[A₁; A₂]`` from those of ``A₁`` and ``A₂`` (signs aside, as R's ``qr`` reads them)."""
     k = R1.shape[1]
-    R = sla.qr(np.vstack([R1, R2]), mode="r", check_finite=False)[0][:k]
+    R = np.linalg.qr(np.vstack([R1, R2]), mode="r")[:k]
     return R if R.shape[0] == k else np.vstack([R, np.zeros((k - R.shape[0], k))])
 
 
@@ -75,7 +85,7 @@ class PartitionStats:
     level_counts: dict[str, pd.Series]
     empty_strings: dict[str, int]
 
-    def __add__(self, other: "PartitionStats") -> "PartitionStats":
+    def __add__(self, other: PartitionStats) -> PartitionStats:
         if other.n == 0 or self.n == 0:
             a, b = (self, other) if other.n == 0 else (other, self)
             return PartitionStats(
@@ -122,9 +132,8 @@ def _empty(spec: FrozenSpec, nrows: int, k: int) -> PartitionStats:
 
 
 def _level_columns(spec: FrozenSpec) -> list[str]:
-    """Columns of the covering rows that carry a factor of the model matrices (their levels are checked for rows)."""
-    groups = set(spec.parts.group_vars)
-    return [c for c in spec.cover.columns if c not in groups or c in spec.parts.plain]
+    """Columns that carry a factor of the model matrices (each of their levels must have a complete row)."""
+    return list(spec.factor_columns)
 
 
 def design_arrays(frame: pd.DataFrame, spec: FrozenSpec) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
@@ -181,12 +190,13 @@ def second_pass(part: pd.DataFrame, spec: FrozenSpec) -> PartitionStats:
     )
     yc = y - spec.shift
     cp = CrossProducts.from_arrays(terms, X, yc)
-    XY = np.column_stack([X, y])
-    R = sla.qr(XY, mode="r", check_finite=False)[0][:k]
-    if R.shape[0] < k:
-        R = np.vstack([R, np.zeros((k - R.shape[0], k))])
-    mean = XY.mean(axis=0)
-    m2 = ((XY - mean) ** 2).sum(axis=0)
+    XY = np.column_stack([X, yc])
+    R = _blocked_r(XY)
+    # moments of [X y]: sums of squares from the cross-products (y's about the shift, which is near its mean)
+    n = len(y)
+    mean = XY.sum(axis=0) / n
+    m2 = np.maximum(np.diag(cp.xx) - n * mean**2, 0.0)
+    mean[-1] += spec.shift
     binary = np.all((X == 0.0) | (X == 1.0), axis=0)
     counts = tuple(np.bincount(r, minlength=t.nlevels) for r, t in zip(refs, terms))
     level = {}

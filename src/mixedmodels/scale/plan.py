@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..covariance.random import random_structure
 from ..exceptions import DataError, FormulaError, ModelError
 from ..formula.coding import _DECIMAL_COMMA, _NUMBER, check_predictor_types, coerce_columns, column_kind
-from ..covariance.random import random_structure
 from ..formula.design import _check_factor_columns, _matrix, _sum_coded, grouping_factor
 from ..formula.naming import factor_levels, r_column_names
 from ..formula.parse import ParsedFormula, parse_formula
@@ -190,7 +190,7 @@ class FirstPass:
     text_counts: dict[str, pd.Series]
     nrows: int
 
-    def __add__(self, other: "FirstPass") -> "FirstPass":
+    def __add__(self, other: FirstPass) -> FirstPass:
         combos = {k: pd.concat([v, other.combos[k]], ignore_index=True).drop_duplicates(ignore_index=True) for k, v in self.combos.items()}
         counts = {c: s.add(other.text_counts[c], fill_value=0) for c, s in self.text_counts.items()}
         return FirstPass(combos, pd.concat([self.cover, other.cover], ignore_index=True), counts, self.nrows + other.nrows)
@@ -292,7 +292,7 @@ class LevelTable:
         out[np.any(np.column_stack(codes) < 0, axis=1)] = -1
         return out
 
-    def subset(self, keep: np.ndarray) -> "LevelTable":
+    def subset(self, keep: np.ndarray) -> LevelTable:
         """The table without the levels where ``keep`` is False (levels without a complete row)."""
         if self.keys is None:
             return LevelTable(self.group_vars, self.labels[keep], [self.values[0][keep]], None, self.strides)
@@ -305,8 +305,7 @@ def _ordered_index(values: pd.Series, order: list[Any] | None) -> pd.Index:
     if order is not None:
         present = set(uniq.tolist())
         return pd.Index([v for v in order if v in present], dtype=object)
-    codes, sorted_uniq = pd.factorize(uniq, sort=True)
-    return pd.Index(sorted_uniq)
+    return pd.Index(pd.factorize(uniq, sort=True)[1])
 
 
 def level_table(group_vars: tuple[str, ...], combos: pd.DataFrame, plan: Plan) -> LevelTable:
@@ -349,6 +348,8 @@ class FrozenSpec:
     term_cnames : list of tuple of str
     structures : list of RandomCovariance
         Each term's covariance structure.
+    factor_columns : tuple of str
+        Columns that carry the levels of a factor of the model matrices.
     tables : dict
         Grouping variables → :class:`LevelTable`.
     shift : float
@@ -364,6 +365,7 @@ class FrozenSpec:
     names: list[str]
     term_cnames: list[tuple[str, ...]]
     structures: list[Any]
+    factor_columns: tuple[str, ...]
     tables: dict[tuple[str, ...], LevelTable]
     shift: float
     cover: pd.DataFrame = field(repr=False)
@@ -423,7 +425,8 @@ def freeze(plan: Plan, first: FirstPass, sample: pd.DataFrame) -> FrozenSpec:
         y = np.asarray(mm.model_spec.lhs.get_model_matrix(fsample.iloc[:SAMPLE_ROWS], context=ctx, na_action="ignore"), dtype=float)
         y = y[np.isfinite(y)]
         shift = float(y.mean()) if y.size else 0.0
-    return FrozenSpec(parts, mm.model_spec, term_specs, names, cnames, structures, tables, shift, cover)
+    factor_columns = tuple(dict.fromkeys(c for _, cols, _ in plan.factors for c in cols))
+    return FrozenSpec(parts, mm.model_spec, term_specs, names, cnames, structures, factor_columns, tables, shift, cover)
 
 
 def _stray(counts: pd.Series, name: str, response: bool) -> str | None:
