@@ -104,6 +104,8 @@ class CrossProducts:
         for key, a in self.off.items():
             b = other.off[key]
             s = a + b
+            if sp.issparse(s) and s.nnz > DENSE_FILL * s.shape[0] * s.shape[1]:  # filled in by the sum: as from_arrays stores it
+                s = s.toarray()
             off[key] = s.tocsr() if sp.issparse(s) else np.asarray(s)
         return CrossProducts(
             diag=tuple(a + b for a, b in zip(self.diag, other.diag)),

@@ -26,6 +26,12 @@ def read_dask(source: str) -> Any:
         import dask.dataframe as dd
     except ImportError:
         raise DataError("--dask needs Dask: pip install 'mixedmodels[dask]'") from None
+    if "://" in source:  # a remote store (s3://, gs://, abfs://): Dask and fsspec find the files
+        kind = _KINDS.get(Path(source.rstrip("/*")).suffix.lower(), "parquet")
+        try:
+            return dd.read_parquet(source) if kind == "parquet" else dd.read_csv(source, sep="\t" if kind == "tsv" else ",")
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot read {source!r} with Dask: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     matches = sorted(glob.glob(source)) if glob.has_magic(source) else ([source] if Path(source).exists() else [])
     if not matches:
         raise DataError(f"no file or directory matches {source!r}")

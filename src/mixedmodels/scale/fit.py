@@ -19,6 +19,7 @@ column, as the in-memory fit finds levels on complete rows only.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -78,10 +79,9 @@ def _sample(ddf: Any, used: list[str]) -> pd.DataFrame:
 
     cols = ddf[used]
     for i in range(cols.npartitions):
-        part = cols.get_partition(i).compute()
-        part = part.loc[part.notna().all(axis=1).to_numpy()]
+        part = cols.get_partition(i).dropna().head(SAMPLE_ROWS, npartitions=1)
         if len(part):
-            return part.iloc[:SAMPLE_ROWS]
+            return part
     raise DataError("no rows to fit: every row has a missing value in a variable the model uses")
 
 
@@ -324,19 +324,35 @@ def dask_model(
         raise DataError(f"duplicated column names: {', '.join(dup)}")
     if list(ddf.columns) != columns:
         ddf = ddf.rename(columns=dict(zip(ddf.columns, columns)))
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
     parts = translate_formula(formula, columns, contrasts)
     sample = coerce_columns(_sample(ddf, parts.used), parts.group_vars)
     plan = make_plan(parts, sample, ddf._meta)
+    lap("sample")
     spec, stats = None, None
     for strict in (False, True):
         first = _run_first(ddf, plan, strict, split_every)
+        lap("first pass")
         spec = freeze(plan, first, sample)
+        lap("level tables and encodings")
         stats = _run_second(ddf, spec, split_every)
+        lap("second pass")
         if stats.n == 0 or not _unused_levels(spec, stats):
             break
     design, cp, tables, y_shift = assemble(spec, stats, contrasts=contrasts, warn=warn)
     response_columns = tuple(sorted(parts.response.used))
-    return DaskLinearMixedModel(
+    model = DaskLinearMixedModel(
         design, cp, stats.n, y_shift, tables, response_spec=spec.specs.lhs, used_columns=tuple(parts.used),
         response_columns=response_columns, source=ddf, reml=reml, data_name=data_name, control=control,
     )
+    lap("design checks")
+    model.timings = timings
+    return model

@@ -92,6 +92,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         self.response_columns = tuple(response_columns)
         self.source = source
         self._nobs = int(nobs)
+        self.timings: dict[str, float] = {}  # seconds per stage of building the model (see mixedmodels.scale.fit)
         self.__dict__["crossprods"] = crossprods
         self.__dict__["y_shift"] = y_shift
 

@@ -290,6 +290,8 @@ class LevelTable:
         key = sum(c * s for c, s in zip(codes, self.strides))
         out = self.keys.get_indexer(key).astype(np.int64)
         out[np.any(np.column_stack(codes) < 0, axis=1)] = -1
+        if not unknown and np.any(out < 0):
+            raise DataError(f"the grouping {':'.join(self.group_vars)} has combinations the first pass did not see; did the data change?")
         return out
 
     def subset(self, keep: np.ndarray) -> LevelTable:
