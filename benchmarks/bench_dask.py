@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class MemorySampler:
             self.peak_total = max(self.peak_total, sum(rss))
             time.sleep(self.every)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -261,7 +261,6 @@ class Predictor:
         self.beta = np.asarray(beta)
         self.b = b
         self.group_vars = tuple(dict.fromkeys(g for t in design.terms for g in t.group_vars))
-        self.columns = tuple(model.used_columns)
 
     def __call__(self, frame: pd.DataFrame, include_random: bool, allow_new_levels: bool = True) -> np.ndarray:
         """Predictions for the rows of ``frame`` (coerced, without missing values); a level of a grouping factor

@@ -191,7 +191,7 @@ class FirstPass:
     nrows: int
 
     def __add__(self, other: FirstPass) -> FirstPass:
-        combos = {k: pd.concat([v, other.combos[k]], ignore_index=True).drop_duplicates(ignore_index=True) for k, v in self.combos.items()}
+        combos = {k: _distinct(pd.concat([v, other.combos[k]], ignore_index=True)) for k, v in self.combos.items()}
         counts = {c: s.add(other.text_counts[c], fill_value=0) for c, s in self.text_counts.items()}
         return FirstPass(combos, pd.concat([self.cover, other.cover], ignore_index=True), counts, self.nrows + other.nrows)
 
@@ -206,6 +206,14 @@ def merge_first(parts: list[FirstPass], plan: Plan) -> FirstPass:
 def _plain_values(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``frame``'s columns with categoricals as their values (concat of partitions keeps them comparable)."""
     return pd.DataFrame({c: _values(frame[c]) for c in columns}, index=frame.index)
+
+
+def _distinct(frame: pd.DataFrame) -> pd.DataFrame:
+    """The distinct rows of ``frame`` (of one column: by hashing its values, faster than ``drop_duplicates``)."""
+    if frame.shape[1] == 1:
+        c = frame.columns[0]
+        return pd.DataFrame({c: pd.unique(frame[c].to_numpy())})
+    return frame.drop_duplicates(ignore_index=True)
 
 
 def covering_rows(frame: pd.DataFrame, plan: Plan) -> pd.DataFrame:
@@ -238,7 +246,7 @@ def first_pass(part: pd.DataFrame, plan: Plan) -> FirstPass:
     nrows = len(part)
     part = part.loc[part.notna().all(axis=1).to_numpy()]
     frame = coerce_columns(part, plan.parts.group_vars)
-    combos = {g: _plain_values(frame, list(g)).drop_duplicates(ignore_index=True) for g in plan.groupings}
+    combos = {g: _distinct(_plain_values(frame, list(g))) for g in plan.groupings}
     cover = _plain_values(covering_rows(frame, plan), cols)
     counts = {c: frame[c].value_counts() for c in plan.text_columns}
     return FirstPass(combos, cover.reset_index(drop=True), counts, nrows)
