@@ -111,8 +111,9 @@ def lmer(
         ``diag(x | g)``, ``cs(x | g)`` (one common correlation), ``ar1(0 + f | g)`` (across the levels
         of a factor ``f``), the homogeneous ``homdiag``, ``homcs`` and the heterogeneous ``hetar1``
         (or ``diag(x | g, hom = TRUE)``, ``cs(x | g, hom = TRUE)``, ``ar1(0 + f | g, hom = FALSE)``).
-    data : pandas.DataFrame
-        The data; rows with missing values in the variables used are dropped and counted.
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        The data; rows with missing values in the variables used are dropped and counted. A Dask DataFrame is
+        fitted partition by partition (:mod:`mixedmodels.scale`): the same estimates, row-level outputs lazily.
     REML : bool
         REML (default) or maximum likelihood.
     control : OptimizerControl or dict, optional
@@ -146,6 +147,15 @@ def lmer(
     -------
     LinearMixedModelResults
     """
+    from .scale import is_dask
+
+    if is_dask(data):  # data beyond one machine's memory: two passes over the partitions (mixedmodels.scale)
+        from .scale import lmer as dask_lmer
+
+        return dask_lmer(
+            formula, data, REML=REML, control=control, optimizer=optimizer, start=start, contrasts=contrasts,
+            na_action=na_action, weights=weights, offset=offset, residual=residual, variance=variance, data_name=data_name,
+        )
     ctl = OptimizerControl.make(control, optimizer)
     model = LinearMixedModel.from_formula(
         formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl,

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--link", choices=["logit", "probit", "cloglog", "log"], help="link function (default: the family's canonical)")
     fit.add_argument("--nagq", type=int, default=1,
                      help="adaptive Gauss-Hermite points (glmer's nAGQ; 1 = Laplace, 0 = the fast first stage only)")
+    fit.add_argument("--dask", action="store_true",
+                     help="fit on Dask: DATA is Parquet files ('data/*.parquet', a directory) or CSVs, read and reduced by partition")
+    fit.add_argument("--scheduler", metavar="ADDRESS", help="with --dask: the Dask scheduler of a cluster, e.g. tcp://host:8786")
     _sim_options(fit, nsim=500)
     fit.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -228,10 +231,20 @@ def _fit(args: argparse.Namespace) -> int:
     from .exceptions import ModelError
 
     if args.family:
+        if args.dask or args.scheduler:
+            raise ModelError("--dask is not available with --family (GLMMs are fitted in memory)")
         return _fit_glmm(args)
     if args.link or args.nagq != 1:
         raise ModelError("--link and --nagq need --family")
-    result, _, _ = _load_fit(args, args.formula, not args.ml)
+    if args.dask or args.scheduler:
+        from .scale.cli import dask_fit
+
+        if args.sql or args.db:
+            raise ModelError("--dask reads DATA files; --sql/--db are not available with it")
+        result = dask_fit(args.data, args.formula, reml=not args.ml, scheduler=args.scheduler, residual=args.residual,
+                          variance=args.variance, weights=args.prior_weights)
+    else:
+        result, _, _ = _load_fit(args, args.formula, not args.ml)
     if not isinstance(result, MixedFit):
         raise ModelError("the formula has no random-effects terms such as (1 | g)")
     ddf = None if args.ddf == "none" else args.ddf

@@ -308,7 +308,7 @@ class LinearMixedModel:
             if self.iid_residuals:  # the penalised system itself failed: as before, an error
                 raise
             return _UNREACHABLE  # a residual covariance too close to singular to factor
-        n, p = self.design.X.shape
+        n, p = self.nobs, self.design.X.shape[1]
         return criterion(f, reml=self.reml if reml is None else reml, n=n, p=p, sigma=sigma, logdet_r=logdet_r)
 
     def with_response(self, y: np.ndarray) -> "LinearMixedModel":
@@ -384,8 +384,6 @@ class LinearMixedModel:
 
     def _fit_once(self, start: np.ndarray | None, check_convergence: bool, warn: bool):
         """One minimisation of the criterion from ``start`` (the variance function's covariate fixed)."""
-        from .results import LinearMixedModelResults
-
         obj = self.criterion_at
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         if x0.shape != self.theta_start.shape:
@@ -404,10 +402,16 @@ class LinearMixedModel:
                     obj, x0, self.lower_bounds, check=check_convergence, control=self.control,
                     boundary=lambda th: boundary_components(self.terms, th),
                 )
-        result = LinearMixedModelResults(self, theta, value, record)
+        result = self._make_results(theta, value, record)
         if warn:
             result.emit_warnings()
         return result
+
+    def _make_results(self, theta: np.ndarray, value: float, record: FitRecord):
+        """The results object of a fit (a subclass's own kind: a fit on Dask data keeps no rows)."""
+        from .results import LinearMixedModelResults
+
+        return LinearMixedModelResults(self, theta, value, record)
 
     @cached_property
     def _unstructured_marginal(self):

@@ -86,12 +86,26 @@ class CrossProducts:
         xx[-1, -1] = y @ y
         return CrossProducts(diag=self.diag, off=self.off, zx=tuple(zx), xx=xx, n=self.n)
 
+    def zz(self) -> sp.csr_matrix:
+        """``Z'Z`` as one symmetric sparse ``q × q`` matrix (the diagonal and off-diagonal blocks put together)."""
+        K = len(self.diag)
+        blocks: list[list[object]] = [[None] * K for _ in range(K)]
+        for k, d in enumerate(self.diag):
+            levels, p, _ = d.shape
+            blocks[k][k] = sp.bsr_matrix((np.ascontiguousarray(d), np.arange(levels), np.arange(levels + 1)), shape=(levels * p, levels * p))
+        for (k, j), block in self.off.items():
+            blocks[k][j] = sp.csr_matrix(block)
+            blocks[j][k] = sp.csr_matrix(block).T
+        return sp.bmat(blocks, format="csr")
+
     def __add__(self, other: "CrossProducts") -> "CrossProducts":
         """Cross-products of the union of two disjoint sets of rows with the same levels."""
         off = {}
         for key, a in self.off.items():
             b = other.off[key]
             s = a + b
+            if sp.issparse(s) and s.nnz > DENSE_FILL * s.shape[0] * s.shape[1]:  # filled in by the sum: as from_arrays stores it
+                s = s.toarray()
             off[key] = s.tocsr() if sp.issparse(s) else np.asarray(s)
         return CrossProducts(
             diag=tuple(a + b for a, b in zip(self.diag, other.diag)),

@@ -253,7 +253,11 @@ def scale_warning(X: np.ndarray, tol: float = 1e3) -> str | None:
     cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
     if not cont:
         return None
-    sd = X[:, cont].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(cont))
+    return scale_message(X[:, cont].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(cont)), tol)
+
+
+def scale_message(sd: np.ndarray, tol: float = 1e3) -> str | None:
+    """:func:`scale_warning` from the SDs of the non-binary columns (as a fit on Dask data computes them)."""
     sd = sd[sd > 0]
     if sd.size == 0:
         return None

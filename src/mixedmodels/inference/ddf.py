@@ -25,7 +25,6 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ..engine.crossprod import z_matrix
 from ..exceptions import ModelError
 from ..engine.objective import criterion_value
 from ..engine.threads import blas_policy
@@ -224,13 +223,13 @@ class KenwardRoger:
 
     def _compute(self) -> None:
         res = self.result
-        terms = res.model.engine_terms  # rows scaled by √w: the residual covariance is σ²I there
-        X = res.model.engine_X
-        n, p = X.shape
-        Z = sp.hstack([z_matrix(t) for t in terms]).tocsr()
-        KZZ = (Z.T @ Z).tocsr()
-        KZX = np.asarray(Z.T @ X)
-        KXX = X.T @ X
+        terms = res.terms
+        # the cross-products of the engine's rows (scaled by √w: the residual covariance is σ²I there)
+        cp = res.model.crossprods
+        n, p = res.nobs, res.nfixed
+        KZZ = cp.zz()
+        KZX = np.vstack([zx[:p].T for zx in cp.zx])
+        KXX = cp.xx[:p, :p]
         Lam = sp.block_diag([sp.kron(sp.identity(t.nlevels), lam) for t, lam in zip(terms, res.lambdas)], format="csr")
         q = KZZ.shape[0]
         C = (Lam.T @ KZZ @ Lam).toarray() + np.eye(q)

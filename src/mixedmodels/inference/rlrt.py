@@ -38,6 +38,7 @@ from ..engine.threads import engine_threads
 from ..exceptions import ConvergenceWarning, ModelError
 
 if TYPE_CHECKING:
+    from ..engine.crossprod import CrossProducts
     from ..results import LinearMixedModelResults
     from ..terms import RandomEffectsTerm
 
@@ -108,11 +109,26 @@ def _null_spectrum(X: np.ndarray, Z: sp.spmatrix | np.ndarray) -> tuple[np.ndarr
     if Z.shape[0] != n:
         raise ModelError(f"Z has {Z.shape[0]} rows, X has {n}")
     B = np.asarray(Z.T @ Q).T  # Q'Z, so that Z'P₀Z = Z'Z − (Q'Z)'(Q'Z)
-    M = (Z.T @ Z).toarray() - B.T @ B
+    return _scaled_spectrum((Z.T @ Z).toarray() - B.T @ B, n, rank)
+
+
+def _null_spectrum_crossprods(cp: "CrossProducts", p: int) -> tuple[np.ndarray, int]:
+    """:func:`_null_spectrum` of a one-term model from its cross-products (a fit that keeps no rows, on Dask data):
+    ``Z'P₀Z = Z'Z − W'W`` with ``W = L⁻¹X'Z`` and ``X'X = LL'`` (X has full rank after the design's rank check)."""
+    M = cp.zz().toarray()
+    if p:
+        L = np.linalg.cholesky(cp.xx[:p, :p])
+        W = sla.solve_triangular(L, cp.zx[0][:p], lower=True)
+        M = M - W.T @ W
+    return _scaled_spectrum(M, cp.n, p)
+
+
+def _scaled_spectrum(M: np.ndarray, n: int, rank: int) -> tuple[np.ndarray, int]:
+    """Eigenvalues of ``M = Z'P₀Z``, largest first, scaled to a maximum of 1 (rounding error of zeros set to 0)."""
     mu = np.linalg.eigvalsh((M + M.T) / 2.0)[::-1]
     if mu.size == 0 or mu[0] <= 0:
         raise ModelError("the tested random effect lies in the span of the fixed effects (Z'P₀Z = 0)")
-    mu = mu[: max(min(Z.shape[1], n - rank), 1)] / mu[0]
+    mu = mu[: max(min(M.shape[1], n - rank), 1)] / mu[0]
     mu[mu < mu.size * np.finfo(float).eps] = 0.0  # rounding error of exact zeros
     return mu, rank
 
@@ -296,7 +312,7 @@ def _check_nested(
     X0, y0 = alt.design.X, alt.design.y
     for name, f in fits.items():
         X, y = f.design.X, f.design.y
-        if y.shape != y0.shape or not np.array_equal(y, y0):
+        if f.nobs != alt.nobs or y.shape != y0.shape or not np.array_equal(y, y0):
             raise ModelError(f"{name} is not fitted to the same observations and response as model_alt")
         if X.shape != X0.shape or not np.allclose(X, X0, rtol=1e-12, atol=0.0):
             raise ModelError(
@@ -399,7 +415,10 @@ def exact_rlrt(
     if raw <= ZERO_TOLERANCE * scale:
         return RLRTResult(statistic=0.0, p_value=1.0, nsim=0, seed=seed)
     X = single.design.X
-    mu, rank = _null_spectrum(X, z_matrix(term))
+    if X.shape[0] == single.nobs:
+        mu, rank = _null_spectrum(X, z_matrix(term))
+    else:  # a fit that keeps no rows (on Dask data): from its cross-products
+        mu, rank = _null_spectrum_crossprods(single.model.crossprods, single.nfixed)
     grid = lambda_grid(LOG_GRID_LO, LOG_GRID_HI, log_grid)
-    sample = simulate_null(mu, X.shape[0], rank, nsim, np.random.default_rng(seed), grid)
+    sample = simulate_null(mu, single.nobs, rank, nsim, np.random.default_rng(seed), grid)
     return RLRTResult(statistic=float(raw), p_value=float(np.mean(raw < sample)), nsim=nsim, seed=seed, sample=sample)
