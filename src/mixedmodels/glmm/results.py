@@ -419,3 +419,30 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             "warnings": self.warnings,
             "evaluations": self.evaluations,
         }
+
+    # ------------------------------------------------------------------ inference
+    def marginal_effects(self, specs: str, *, level: float = 0.95, nodes: int = 64):
+        """Conditional and population-averaged (marginal) means of a factor's levels and their ratios.
+
+        The fixed effects of a GLMM are conditional (a unit with random effects 0); the marginal mean
+        ``E_b[g⁻¹(x'β + z'b)]`` averages over the random effects, by Gauss–Hermite quadrature of the
+        normal ``z'b``. See :mod:`mixedmodels.glmm.marginal`.
+
+        Parameters
+        ----------
+        specs : str
+            A factor of the fixed effects (other variables as in emmeans' reference grid).
+        level : float
+            Confidence level of the delta-method intervals.
+        nodes : int
+            Gauss–Hermite nodes.
+
+        Returns
+        -------
+        MarginalEffects
+            ``means`` (conditional and marginal, with intervals), ``ratios`` (odds or mean ratios of
+            each pair of levels, conditional and marginal) and ``table`` (the two side by side).
+        """
+        from .marginal import MarginalEffects
+
+        return MarginalEffects(self, specs, level=level, nodes=nodes)

@@ -1,0 +1,49 @@
+# Reference results for GLMM inference (tests/glmm/test_glmm_inference.py): emmeans on the link and
+# response scales and population-averaged (marginal) means by numerical integration, for glmer fits.
+#
+# Regenerate (from the repository root):
+#     Rscript tests/reference/glmm_inference.R
+# which writes tests/reference/glmm_inference.json. Needs lme4, emmeans and jsonlite (versions under
+# "provenance"). Fits use tight glmer controls (the exact Laplace optimum, as tests/reference/glmer.R's
+# "tight"), so the estimates are those of mixedmodels to ~1e-7.
+#
+# "marginal": for each period of cbpp, the population-averaged probability
+#     integral of plogis(eta + b) dnorm(b, 0, sigma) db
+# by R's integrate() (rel.tol 1e-12) at the fit's estimates, and the marginal odds ratios between periods.
+
+suppressMessages({
+  library(lme4)
+  library(emmeans)
+  library(jsonlite)
+})
+emm_options(opt.digits = FALSE)
+tight <- glmerControl(tolPwrss = 1e-12, optimizer = "nloptwrap",
+                      optCtrl = list(xtol_abs = 1e-10, ftol_abs = 1e-13, xtol_rel = 0, ftol_rel = 0, maxeval = 1e5))
+
+m <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial, control = tight)
+link <- as.data.frame(emmeans(m, ~ period))
+resp <- as.data.frame(emmeans(m, ~ period, type = "response"))
+pl <- as.data.frame(pairs(emmeans(m, ~ period)))
+pr <- as.data.frame(pairs(emmeans(m, ~ period), type = "response"))
+ci <- as.data.frame(confint(pairs(emmeans(m, ~ period), type = "response")))
+
+sigma <- sqrt(VarCorr(m)$herd[1, 1])
+eta <- link$emmean
+marg <- sapply(eta, function(e) integrate(function(b) plogis(e + b) * dnorm(b, 0, sigma), -Inf, Inf,
+                                          rel.tol = 1e-12)$value)
+odds <- marg / (1 - marg)
+pairs_idx <- combn(length(marg), 2)
+
+out <- list(
+  provenance = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
+                    emmeans = as.character(packageVersion("emmeans"))),
+  cbpp = list(
+    beta = unname(fixef(m)), theta = unname(getME(m, "theta")),
+    emmeans_link = link, emmeans_response = resp, pairs_link = pl, pairs_response = pr,
+    pairs_response_ci = ci,
+    marginal = list(period = levels(cbpp$period), prob = marg,
+                    odds_ratio = odds[pairs_idx[1, ]] / odds[pairs_idx[2, ]],
+                    contrast = paste(levels(cbpp$period)[pairs_idx[1, ]], "/", levels(cbpp$period)[pairs_idx[2, ]]))
+  )
+)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"), "tests/reference/glmm_inference.json")
