@@ -13,14 +13,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from glmm_refs import REFERENCE
 from scipy import integrate
 from scipy.special import expit, ndtr
 
 import mixedmodels.datasets as ds
 from mixedmodels.glmm import glmer
 from mixedmodels.glmm.marginal import gauss_hermite_mean
-
-from glmm_refs import REFERENCE
 
 REF = json.loads((REFERENCE / "glmm_inference.json").read_text())["cbpp"]
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

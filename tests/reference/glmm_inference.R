@@ -7,6 +7,7 @@
 # "provenance"). Fits use tight glmer controls (the exact Laplace optimum, as tests/reference/glmer.R's
 # "tight"), so the estimates are those of mixedmodels to ~1e-7.
 #
+# Models: cbpp's period + (1 | herd) (logit, and probit), and a Poisson fit of glmm_nb.csv (y ~ x + f + (1 | g)).
 # "marginal": for each period of cbpp, the population-averaged probability
 #     integral of plogis(eta + b) dnorm(b, 0, sigma) db
 # by R's integrate() (rel.tol 1e-12) at the fit's estimates, and the marginal odds ratios between periods.
@@ -34,16 +35,44 @@ marg <- sapply(eta, function(e) integrate(function(b) plogis(e + b) * dnorm(b, 0
 odds <- marg / (1 - marg)
 pairs_idx <- combn(length(marg), 2)
 
+ctrl <- as.data.frame(confint(contrast(emmeans(m, ~ period), "trt.vs.ctrl"), type = "response"))
+ctrl_p <- as.data.frame(contrast(emmeans(m, ~ period), "trt.vs.ctrl", type = "response"))
+
+# Poisson log link with a covariate (at its mean in the reference grid): rates and rate ratios
+nb <- read.csv("tests/reference/data/glmm_nb.csv")
+mp <- glmer(y ~ x + f + (1 | g), nb, family = poisson, control = tight)
+# glmmTMB's SEs come from its exact (automatic-differentiation) Hessian; glmer's finite-difference one
+# is ~1e-3 off for this fit, so SEs are checked against glmmTMB (df = Inf: z intervals as for glmer)
+mt <- glmmTMB::glmmTMB(y ~ x + f + (1 | g), nb, family = poisson)
+pois <- list(
+  beta = unname(fixef(mp)),
+  tmb_emmeans_response = as.data.frame(emmeans(mt, ~ f, type = "response", df = Inf)),
+  tmb_pairs_response = as.data.frame(pairs(emmeans(mt, ~ f, df = Inf), type = "response")),
+  emmeans_response = as.data.frame(emmeans(mp, ~ f, type = "response")),
+  pairs_response = as.data.frame(pairs(emmeans(mp, ~ f), type = "response")),
+  pairs_response_ci = as.data.frame(confint(pairs(emmeans(mp, ~ f), type = "response")))
+)
+
+# probit: response-scale means; contrasts stay on the probit scale
+mb <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial("probit"), control = tight)
+probit <- list(
+  beta = unname(fixef(mb)),
+  emmeans_response = as.data.frame(emmeans(mb, ~ period, type = "response")),
+  pairs_response = as.data.frame(pairs(emmeans(mb, ~ period), type = "response"))
+)
+
 out <- list(
   provenance = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                     emmeans = as.character(packageVersion("emmeans"))),
   cbpp = list(
     beta = unname(fixef(m)), theta = unname(getME(m, "theta")),
     emmeans_link = link, emmeans_response = resp, pairs_link = pl, pairs_response = pr,
-    pairs_response_ci = ci,
+    pairs_response_ci = ci, trt_vs_ctrl_response_ci = ctrl, trt_vs_ctrl_response = ctrl_p,
     marginal = list(period = levels(cbpp$period), prob = marg,
                     odds_ratio = odds[pairs_idx[1, ]] / odds[pairs_idx[2, ]],
                     contrast = paste(levels(cbpp$period)[pairs_idx[1, ]], "/", levels(cbpp$period)[pairs_idx[2, ]]))
-  )
+  ),
+  poisson = pois,
+  probit = probit
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"), "tests/reference/glmm_inference.json")

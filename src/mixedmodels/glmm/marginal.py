@@ -251,8 +251,8 @@ class MarginalEffects:
             self.table.to_string(index=False),
             "",
             self.explanation,
-            f"Marginal means: Gauss–Hermite quadrature over the random effects ({self.nodes} nodes, error "
-            f"< {max(self.quadrature_error, 1e-16):.1g}); intervals: {self.uncertainty}.",
+            (f"Marginal means: Gauss–Hermite quadrature over the random effects ({self.nodes} nodes, error "
+             f"< {max(self.quadrature_error, 1e-16):.1g}); intervals: {self.uncertainty}."),
         ]
         return "\n".join(lines)
 

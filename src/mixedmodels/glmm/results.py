@@ -446,3 +446,27 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         from .marginal import MarginalEffects
 
         return MarginalEffects(self, specs, level=level, nodes=nodes)
+
+    def emmeans(self, specs, by=None, *, type: str = "link", weights="equal", level: float = 0.95):
+        """Estimated marginal means on the link or response scale, as R's emmeans for a glmer fit.
+
+        Parameters
+        ----------
+        specs : str or sequence of str
+            As :func:`mixedmodels.inference.emmeans.emmeans` (``"period"``, ``"arm | visit"``).
+        by : str or sequence of str, optional
+        type : {"link", "response"}
+            ``"response"``: ``g⁻¹`` of the means with delta-method SEs and back-transformed limits
+            (emmeans' ``type = "response"``); conditional on random effects of 0.
+        weights : str or sequence of float
+            Averaging weights over other factors (``"equal"``, ``"proportional"``, ...).
+        level : float
+
+        Returns
+        -------
+        GlmmEMMeans
+            ``table``, ``contrasts(method, adjust, type=...)`` (odds ratios or ratios on the response scale).
+        """
+        from .emmeans import GlmmEMMeans
+
+        return GlmmEMMeans(self, specs, by, type=type, weights=weights, level=level)

@@ -176,10 +176,8 @@ def fit_view(fit: Any) -> FitView:
     """
     from ..formula.naming import factor_levels
     from ..formula.safety import evaluation_context
-
-    from ..protocols import MixedFit
-
     from ..glmm.results import GeneralizedLinearMixedModelResults
+    from ..protocols import MixedFit
 
     glmm = isinstance(fit, GeneralizedLinearMixedModelResults)
     if not (glmm or isinstance(fit, MixedFit)):
