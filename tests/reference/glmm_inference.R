@@ -61,9 +61,40 @@ probit <- list(
   pairs_response = as.data.frame(pairs(emmeans(mb, ~ period), type = "response"))
 )
 
+# ICC and Nakagawa's R2 on the latent scale (performance 0.10, insight 0.19): cbpp logit and probit,
+# cbpp with an observation-level term (its variance is insight's dispersion), Poisson with a random slope
+# and an offset (insight refits the null model y ~ 1 + offset + (1 + x | g) by glmer's defaults)
+latent <- function(model, formula, data, family, link) {
+  v <- suppressWarnings(insight::get_variance(model))
+  list(formula = formula, data = data, family = family, link = link,
+       icc = as.list(suppressWarnings(performance::icc(model))),
+       r2 = lapply(suppressWarnings(performance::r2_nakagawa(model)), unname),
+       var_fixed = v$var.fixed, var_random = v$var.random, var_distribution = v$var.distribution,
+       var_dispersion = v$var.dispersion)
+}
+cbpp$obs <- factor(seq_len(nrow(cbpp)))
+mo <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | obs), cbpp, family = binomial, control = tight)
+pdat <- read.csv("tests/reference/data/glmm_poisson.csv")
+ms <- glmer(y ~ x + offset(log(exposure)) + (1 + x | g), pdat, family = poisson, control = tight)
+lat <- list(
+  cbpp_logit = latent(m, "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial", "logit"),
+  cbpp_probit = latent(mb, "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial", "probit"),
+  cbpp_obs = latent(mo, "cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | obs)", "cbpp_obs", "binomial", "logit"),
+  poisson = latent(mp, "y ~ x + f + (1 | g)", "glmm_nb.csv", "poisson", "log"),
+  poisson_slope = latent(ms, "y ~ x + offset(log(exposure)) + (1 + x | g)", "glmm_poisson.csv", "poisson", "log")
+)
+msing <- glmer(y ~ x + (1 | g), read.csv("tests/reference/data/glmm_singular.csv"), family = binomial, control = tight)
+vsing <- suppressWarnings(insight::get_variance(msing))
+singular <- list(formula = "y ~ x + (1 | g)", data = "glmm_singular.csv", is_singular = isSingular(msing),
+                 icc_is_null = is.null(suppressWarnings(performance::icc(msing))),
+                 r2 = lapply(suppressWarnings(performance::r2_nakagawa(msing)), unname),
+                 var_fixed = vsing$var.fixed, var_distribution = vsing$var.distribution)
+
 out <- list(
   provenance = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
-                    emmeans = as.character(packageVersion("emmeans"))),
+                    emmeans = as.character(packageVersion("emmeans")),
+                    performance = as.character(packageVersion("performance")),
+                    insight = as.character(packageVersion("insight"))),
   cbpp = list(
     beta = unname(fixef(m)), theta = unname(getME(m, "theta")),
     emmeans_link = link, emmeans_response = resp, pairs_link = pl, pairs_response = pr,
@@ -73,6 +104,8 @@ out <- list(
                     contrast = paste(levels(cbpp$period)[pairs_idx[1, ]], "/", levels(cbpp$period)[pairs_idx[2, ]]))
   ),
   poisson = pois,
-  probit = probit
+  probit = probit,
+  latent = lat,
+  latent_singular = singular
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"), "tests/reference/glmm_inference.json")

@@ -470,3 +470,36 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         from .emmeans import GlmmEMMeans
 
         return GlmmEMMeans(self, specs, by, type=type, weights=weights, level=level)
+
+    def latent_variances(self):
+        """Fixed, random, distribution-specific and dispersion variances on the latent scale (insight's ``get_variance``).
+
+        Returns
+        -------
+        LatentVariances
+            See :mod:`mixedmodels.glmm.variance`.
+        """
+        from .variance import latent_variances
+
+        return latent_variances(self)
+
+    def icc(self) -> dict[str, float]:
+        """Intraclass correlation on the latent scale, as performance's ``icc(m)``.
+
+        Returns
+        -------
+        dict
+            ``ICC_adjusted`` (random / (random + residual)) and ``ICC_conditional`` = ``ICC_unadjusted``
+            (random / (fixed + random + residual)); NaN for a singular fit.
+        """
+        return self.latent_variances().icc()
+
+    def r2_nakagawa(self) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² on the latent scale, as performance's ``r2_nakagawa(m)``.
+
+        Returns
+        -------
+        dict
+            ``R2_conditional`` and ``R2_marginal``.
+        """
+        return self.latent_variances().r2()
