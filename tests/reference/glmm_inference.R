@@ -89,6 +89,11 @@ singular <- list(formula = "y ~ x + (1 | g)", data = "glmm_singular.csv", is_sin
                  icc_is_null = is.null(suppressWarnings(performance::icc(msing))),
                  r2 = lapply(suppressWarnings(performance::r2_nakagawa(msing)), unname),
                  var_fixed = vsing$var.fixed, var_distribution = vsing$var.distribution)
+# binned residuals (performance's binned_residuals) of a binary fit, by fitted value and by x
+binned <- list(formula = "y ~ x + (1 | g)", data = "glmm_singular.csv",
+               fitted = as.data.frame(performance::binned_residuals(msing))[, 1:10],
+               by_x = as.data.frame(performance::binned_residuals(msing, term = "x", n_bins = 8))[, 1:10],
+               resid_ok = attr(performance::binned_residuals(msing), "resid_ok"))
 
 out <- list(
   provenance = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
@@ -106,6 +111,7 @@ out <- list(
   poisson = pois,
   probit = probit,
   latent = lat,
-  latent_singular = singular
+  latent_singular = singular,
+  binned = binned
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"), "tests/reference/glmm_inference.json")

@@ -503,3 +503,13 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             ``R2_conditional`` and ``R2_marginal``.
         """
         return self.latent_variances().r2()
+
+    def binned_residuals(self, term: str | None = None, *, n_bins: int | None = None):
+        """Binned response residuals, as performance's ``binned_residuals(m, term, n_bins)``.
+
+        See :func:`mixedmodels.glmm.binned.binned_residuals`; plotted by
+        :func:`mixedmodels.plots.binned_residuals_plot`.
+        """
+        from .binned import binned_residuals
+
+        return binned_residuals(self, term, n_bins)
