@@ -513,3 +513,14 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         from .binned import binned_residuals
 
         return binned_residuals(self, term, n_bins)
+
+    def report(self, path: str, *, title: str | None = None) -> str:
+        """Write a self-contained HTML report to ``path`` and return it.
+
+        Estimates with z tests and conditional odds/rate ratios, variance components, latent-scale ICC and R²,
+        conditional and marginal effects of each factor (up to 8 levels), diagnostics, and plots (caterpillar,
+        binned residuals, observed against fitted by group).
+        """
+        from ..report.glmm_html import write_glmm_report
+
+        return write_glmm_report(self, path, title=title)
