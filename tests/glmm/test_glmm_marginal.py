@@ -18,6 +18,7 @@ from scipy import integrate
 from scipy.special import expit, ndtr
 
 import mixedmodels.datasets as ds
+from mixedmodels.exceptions import ModelError
 from mixedmodels.glmm import glmer
 from mixedmodels.glmm.marginal import gauss_hermite_mean
 
@@ -137,5 +138,16 @@ def test_log_link_rate_ratio_is_collapsible():
 
 def test_gauss_hermite_mean_identity_link_and_errors(cbpp):
     np.testing.assert_allclose(gauss_hermite_mean(lambda e: e, np.array([0.3, -1.0]), np.array([2.0, 0.5])), [0.3, -1.0])
-    with pytest.raises(Exception, match="not a variable"):
+    with pytest.raises(ModelError, match="not a variable"):
         cbpp.marginal_effects("herd")
+    with pytest.raises(ModelError, match="level must be"):
+        cbpp.marginal_effects("period", level=1.5)
+
+
+def test_covariate_is_refused():
+    d = _simulated(7, "logit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = glmer("y ~ arm + x + (1 | g)", d, family="binomial")
+    with pytest.raises(ModelError, match="one value in the reference grid"):
+        f.marginal_effects("x")

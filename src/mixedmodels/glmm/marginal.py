@@ -96,6 +96,8 @@ class MarginalEffects:
             raise ModelError("marginal effects need a full-rank fixed-effects design")
         marg = marginal_linfct(grid, [specs])
         self.levels = [str(v) for v in marg.levels[0]]
+        if len(self.levels) < 2:
+            raise ModelError(f"{specs!r} has one value in the reference grid (a covariate at its mean); marginal effects compare a factor's levels")
         kept = view.kept_columns
         self._X = grid.X[:, kept]
         self._offset = view.offset
