@@ -419,3 +419,108 @@ class GeneralizedLinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
             "warnings": self.warnings,
             "evaluations": self.evaluations,
         }
+
+    # ------------------------------------------------------------------ inference
+    def marginal_effects(self, specs: str, *, level: float = 0.95, nodes: int = 64):
+        """Conditional and population-averaged (marginal) means of a factor's levels and their ratios.
+
+        The fixed effects of a GLMM are conditional (a unit with random effects 0); the marginal mean
+        ``E_b[g⁻¹(x'β + z'b)]`` averages over the random effects, by Gauss–Hermite quadrature of the
+        normal ``z'b``. See :mod:`mixedmodels.glmm.marginal`.
+
+        Parameters
+        ----------
+        specs : str
+            A factor of the fixed effects (other variables as in emmeans' reference grid).
+        level : float
+            Confidence level of the delta-method intervals.
+        nodes : int
+            Gauss–Hermite nodes.
+
+        Returns
+        -------
+        MarginalEffects
+            ``means`` (conditional and marginal, with intervals), ``ratios`` (odds or mean ratios of
+            each pair of levels, conditional and marginal) and ``table`` (the two side by side).
+        """
+        from .marginal import MarginalEffects
+
+        return MarginalEffects(self, specs, level=level, nodes=nodes)
+
+    def emmeans(self, specs, by=None, *, type: str = "link", weights="equal", level: float = 0.95):
+        """Estimated marginal means on the link or response scale, as R's emmeans for a glmer fit.
+
+        Parameters
+        ----------
+        specs : str or sequence of str
+            As :func:`mixedmodels.inference.emmeans.emmeans` (``"period"``, ``"arm | visit"``).
+        by : str or sequence of str, optional
+        type : {"link", "response"}
+            ``"response"``: ``g⁻¹`` of the means with delta-method SEs and back-transformed limits
+            (emmeans' ``type = "response"``); conditional on random effects of 0.
+        weights : str or sequence of float
+            Averaging weights over other factors (``"equal"``, ``"proportional"``, ...).
+        level : float
+
+        Returns
+        -------
+        GlmmEMMeans
+            ``table``, ``contrasts(method, adjust, type=...)`` (odds ratios or ratios on the response scale).
+        """
+        from .emmeans import GlmmEMMeans
+
+        return GlmmEMMeans(self, specs, by, type=type, weights=weights, level=level)
+
+    def latent_variances(self):
+        """Fixed, random, distribution-specific and dispersion variances on the latent scale (insight's ``get_variance``).
+
+        Returns
+        -------
+        LatentVariances
+            See :mod:`mixedmodels.glmm.variance`.
+        """
+        from .variance import latent_variances
+
+        return latent_variances(self)
+
+    def icc(self) -> dict[str, float]:
+        """Intraclass correlation on the latent scale, as performance's ``icc(m)``.
+
+        Returns
+        -------
+        dict
+            ``ICC_adjusted`` (random / (random + residual)) and ``ICC_conditional`` = ``ICC_unadjusted``
+            (random / (fixed + random + residual)); NaN for a singular fit.
+        """
+        return self.latent_variances().icc()
+
+    def r2_nakagawa(self) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² on the latent scale, as performance's ``r2_nakagawa(m)``.
+
+        Returns
+        -------
+        dict
+            ``R2_conditional`` and ``R2_marginal``.
+        """
+        return self.latent_variances().r2()
+
+    def binned_residuals(self, term: str | None = None, *, n_bins: int | None = None):
+        """Binned response residuals, as performance's ``binned_residuals(m, term, n_bins)``.
+
+        See :func:`mixedmodels.glmm.binned.binned_residuals`; plotted by
+        :func:`mixedmodels.plots.binned_residuals_plot`.
+        """
+        from .binned import binned_residuals
+
+        return binned_residuals(self, term, n_bins)
+
+    def report(self, path: str, *, title: str | None = None) -> str:
+        """Write a self-contained HTML report to ``path`` and return it.
+
+        Estimates with z tests and conditional odds/rate ratios, variance components, latent-scale ICC and R²,
+        conditional and marginal effects of each factor (up to 8 levels), diagnostics, and plots (caterpillar,
+        binned residuals, observed against fitted by group).
+        """
+        from ..report.glmm_html import write_glmm_report
+
+        return write_glmm_report(self, path, title=title)

@@ -176,10 +176,11 @@ def fit_view(fit: Any) -> FitView:
     """
     from ..formula.naming import factor_levels
     from ..formula.safety import evaluation_context
-
+    from ..glmm.results import GeneralizedLinearMixedModelResults
     from ..protocols import MixedFit
 
-    if not isinstance(fit, MixedFit):
+    glmm = isinstance(fit, GeneralizedLinearMixedModelResults)
+    if not (glmm or isinstance(fit, MixedFit)):
         raise ModelError("least-squares means need a linear mixed model fit (a formula with a random-effects term such as (1 | g))")
     design = fit.design
     if design.frame is None:
@@ -231,9 +232,13 @@ def fit_view(fit: Any) -> FitView:
         model_matrix=model_matrix,
         reml=bool(fit.reml),
         kr_available=bool(fit.reml) and fit.iid_residuals,
-        ddf_calculator=fit.ddf_calculator,
+        ddf_calculator=_no_ddf if glmm else fit.ddf_calculator,  # a GLMM's tests are asymptotic z
         offset=0.0 if offset is None else math.fsum(np.asarray(offset, dtype=float)) / len(offset),
     )
+
+
+def _no_ddf(method: str) -> Any:
+    raise ModelError(f"{method} df do not apply to a GLMM: its means are tested with asymptotic z")
 
 
 # ---------------------------------------------------------------------- specs

@@ -297,8 +297,12 @@ def format_table(header: list[str], columns: list[list[str]], numeric: list[bool
     return "\n".join(lines)
 
 
-def format_results(table: pd.DataFrame, by: Sequence[str], notes: Sequence[str], kind: str) -> str:
-    """An emmeans or contrast table as emmeans prints it: one block per by-group, then the notes."""
+def format_results(table: pd.DataFrame, by: Sequence[str], notes: Sequence[str], kind: str,
+                   headers: Mapping[str, str] | None = None) -> str:
+    """An emmeans or contrast table as emmeans prints it: one block per by-group, then the notes.
+
+    ``headers`` renames printed value columns (``{"emmean": "prob"}`` for a GLMM's response scale).
+    """
     asymp = bool(len(table)) and bool(np.all(np.isinf(table["df"].to_numpy(dtype=float)) | np.isnan(table["df"].to_numpy(dtype=float))))
     if kind == "emmeans":
         est, cl = "emmean", (["asymp.LCL", "asymp.UCL"] if asymp else ["lower.CL", "upper.CL"])
@@ -306,6 +310,8 @@ def format_results(table: pd.DataFrame, by: Sequence[str], notes: Sequence[str],
     else:
         value_cols = [("estimate", "est", "estimate"), ("SE", "se", "SE"), ("df", "df", "df"),
                       ("t.ratio", "t", "z.ratio" if asymp else "t.ratio"), ("p.value", "p", "p.value")]
+    if headers:
+        value_cols = [(c, k, headers.get(c, h)) for c, k, h in value_cols]
     label_cols = [c for c in table.columns if c not in by and c not in [v[0] for v in value_cols]]
     blocks = []
     if by:

@@ -10,6 +10,7 @@ threads and in notebooks (a Figure displays itself); save with ``fig.savefig("na
 - :func:`variance_partition`: share of variance per grouping factor and residual, with the ICC.
 - :func:`zeta_plot`: profile ζ traces of every parameter.
 - :func:`plot_power`: a simulation study's power per sample size with its intervals.
+- :func:`binned_residuals_plot`, :func:`observed_vs_fitted`: GLMM diagnostics.
 
 >>> import mixedmodels as mm
 >>> from mixedmodels import plots
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from .caterpillar import caterpillar
 from .diagnostics import qq_ranef, qq_residuals, residuals_vs_fitted
+from .glmm import binned_residuals_plot, observed_vs_fitted
 from .partition import variance_partition
 from .power import plot_power
 from .profile import parameter_labels, zeta_plot
@@ -38,4 +40,6 @@ __all__ = [
     "zeta_plot",
     "parameter_labels",
     "plot_power",
+    "binned_residuals_plot",
+    "observed_vs_fitted",
 ]
