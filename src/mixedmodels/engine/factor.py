@@ -29,6 +29,27 @@ from ..exceptions import ModelError
 from ..terms import RandomEffectsTerm
 from .crossprod import DENSE_FILL, CrossProducts
 
+try:  # adds a CSR matrix into a dense array in place (what scipy's own sparse + dense uses)
+    from scipy.sparse._sparsetools import csr_todense as _csr_add_into
+except ImportError:  # pragma: no cover - a scipy without the private module: add through a dense copy
+    _csr_add_into = None
+
+#: Most entries (pairs of non-zeros sharing a column, summed over columns) a :class:`GramMap` may hold; above
+#: it the fill-in is computed per update by :class:`SchurFill`, whose memory is the size of ``A``. A Gram map
+#: costs ~12 bytes per entry kept and ~80 while it is built; MovieLens-1M's users × items has 2.0e8.
+GRAM_MAX_ENTRIES = 20_000_000
+
+#: :class:`SchurFill` treats a column of ``A`` (``q`` rows) with more than ``q / DENSE_COLUMN_RATIO`` non-zeros as
+#: dense: a BLAS rank-update costs ~0.1 ns per pair of rows, a sparse product ~12 ns per pair of non-zeros
+#: (measured on MovieLens-1M's shape, docs/design.md), so the break-even is at ``m² ≈ q² / 120``.
+DENSE_COLUMN_RATIO = 11.0
+
+
+def gram_entries(A: sp.spmatrix) -> int:
+    """Entries of a :class:`GramMap` of ``A``: ``Σ_s m_s (m_s + 1) / 2`` over columns with ``m_s`` non-zeros."""
+    m = np.diff(A.tocsc().indptr).astype(np.int64)
+    return int(np.sum(m * (m + 1) // 2))
+
 
 def _level_pattern(block, pk: int, pj: int, shape: tuple[int, int]) -> sp.csr_matrix:
     """Which (level of k, level of j) pairs a block touches, as a boolean sparse matrix."""
@@ -117,6 +138,51 @@ class GramMap:
         return C @ w
 
 
+class SchurFill:
+    """``S −= A diag(w) A'`` into the lower triangle of a dense ``S``, for a sparse ``A`` (``q × m``), with memory
+    the size of ``A``.
+
+    The columns of ``A`` with many non-zeros (heavy users in users × items) are kept as one dense
+    Fortran array and applied by one BLAS ``syrk``; the others as one sparse product ``A_L diag(w_L) A_L'``
+    added into ``S`` in place. Where a :class:`GramMap` of ``A`` would be too large
+    (:data:`GRAM_MAX_ENTRIES`), this is the fill-in of a dense diagonal block by a scalar first term.
+    The split depends only on the pattern; :meth:`bind` reads the values of a particular ``A``.
+    """
+
+    def __init__(self, A: sp.spmatrix) -> None:
+        csc = A.tocsc()
+        self.shape = A.shape
+        counts = np.diff(csc.indptr)
+        heavy = counts > A.shape[0] / DENSE_COLUMN_RATIO
+        self.heavy, self.light = np.flatnonzero(heavy), np.flatnonzero(~heavy)
+
+    def bind(self, A: sp.spmatrix) -> tuple:
+        """The dense heavy columns and the sparse light ones of ``A`` (its values, in this split)."""
+        if A.shape != self.shape:
+            raise ValueError("SchurFill.bind: the matrix does not have the shape the fill was built for")
+        csc = A.tocsc()
+        dense = np.asfortranarray(csc[:, self.heavy].toarray()) if self.heavy.size else None
+        light = csc[:, self.light].tocsr() if self.light.size else None
+        return dense, light, (None if light is None else light.T.tocsc())
+
+    def subtract(self, S: np.ndarray, values: tuple, w: np.ndarray) -> None:
+        """``S −= A diag(w) A'`` on (at least) the lower triangle of the C-ordered square array ``S``, in place."""
+        dense, light, light_t = values
+        if dense is not None:
+            B = dense * np.sqrt(w[self.heavy])[None, :]  # Fortran order kept
+            # S' is Fortran-ordered: its upper triangle is S's lower one
+            out = sla.blas.dsyrk(-1.0, B, beta=1.0, c=S.T, lower=0, overwrite_c=1)
+            if not np.shares_memory(out, S):  # pragma: no cover - f2py copied: write back
+                S.T[...] = np.triu(out) + np.tril(S.T, -1)
+        if light is not None:
+            P = (light @ sp.diags(-w[self.light])) @ light_t
+            P = P.tocsr()
+            if _csr_add_into is not None:
+                _csr_add_into(P.shape[0], P.shape[1], P.indptr, P.indices, P.data, S)
+            else:  # pragma: no cover
+                S += P.toarray()
+
+
 class BlockedCholesky:
     """Blocked Cholesky factor of a linear mixed model, updated in place for each θ.
 
@@ -153,7 +219,10 @@ class BlockedCholesky:
                 and terms[k].p == 1
                 and terms[0].p == 1
             ):
-                self._gram[k, 0] = GramMap(cp.off[k, 0])
+                if gram_entries(cp.off[k, 0]) <= GRAM_MAX_ENTRIES:
+                    self._gram[k, 0] = GramMap(cp.off[k, 0])
+                else:
+                    self._gram[k, 0] = SchurFill(cp.off[k, 0])
         self._bind_gram()
         # positions of each level's p×p block inside a dense q×q matrix, for "dense" diagonal blocks
         self._dense_index = {}
@@ -309,7 +378,11 @@ class BlockedCholesky:
                         if (k, j) in self._gram:
                             g = self._gram[k, j]
                             scale = (lam[0, 0] * self.lam[j][0, 0]) ** 2
-                            Dd[g.rows, g.cols] -= g.lower(self._gram_values[k, j], scale * self.Linv[j][:, 0, 0] ** 2)
+                            w = scale * self.Linv[j][:, 0, 0] ** 2
+                            if isinstance(g, SchurFill):
+                                g.subtract(Dd, self._gram_values[k, j], w)
+                            else:
+                                Dd[g.rows, g.cols] -= g.lower(self._gram_values[k, j], w)
                             continue
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod
