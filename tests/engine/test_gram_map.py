@@ -31,19 +31,23 @@ def test_gram_map_refuses_another_pattern():
         gram.bind(sp.random(10, 12, density=0.3, random_state=2, format="csr"))
 
 
-def test_schur_fill_matches_the_product_with_heavy_and_light_columns():
+@pytest.mark.parametrize("budget", [10_000_000, 40, 0])
+def test_schur_fill_matches_the_product_with_heavy_and_light_columns(monkeypatch, budget):
+    from mixedmodels.engine import factor
     from mixedmodels.engine.factor import SchurFill
 
+    monkeypatch.setattr(factor, "GRAM_MAX_ENTRIES", budget)
     rng = np.random.default_rng(5)
-    A = sp.random(40, 60, density=0.1, random_state=6, format="csc")
-    A = sp.hstack([A, sp.random(40, 5, density=0.9, random_state=7)]).tocsc()  # heavy columns: the dense part
+    A = sp.random(60, 60, density=0.04, random_state=6, format="csc")
+    A = sp.hstack([A, sp.random(60, 5, density=0.9, random_state=7)]).tocsc()  # heavy columns: the dense part
     fill = SchurFill(A)
-    assert fill.heavy.size >= 5 and fill.light.size > 0
+    assert fill.heavy.size >= 5
+    assert (fill.gram is not None) == (budget > 0) and (fill.middle.size > 0) == (budget < 10_000_000)
     w = rng.uniform(0.5, 2.0, size=A.shape[1])
     for values in (A.data, rng.normal(size=A.nnz)):
         B = A.copy()
         B.data = values.copy()
-        S = rng.normal(size=(40, 40))
+        S = rng.normal(size=(60, 60))
         expected = S - (B @ sp.diags(w) @ B.T).toarray()
         fill.subtract(S, fill.bind(B), w)
         assert np.allclose(np.tril(S), np.tril(expected), atol=1e-12)

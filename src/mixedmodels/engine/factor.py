@@ -10,7 +10,7 @@ levels.  The block types follow the structure, decided once from the sparsity pa
 
 * diagonal blocks ``L_kk``: ``"blockdiag"`` (``l_k`` small ``p_k × p_k`` triangles; always for the
   first term, and for later terms whenever the fill-in stays within levels, e.g. nested factors)
-  or ``"dense"`` (crossed factors);
+  or ``"dense"`` (crossed factors; a ``q_k × q_k`` array whose lower triangle is the factor, the rest unused);
 * off-diagonal blocks ``L_kj``: ``"sparse"`` (scipy CSR) or ``"dense"``;
 * the rows of ``[X y]``: dense ``r × q_k`` blocks and the dense ``r × r`` triangle ``L_XX``.
 
@@ -35,14 +35,15 @@ except ImportError:  # pragma: no cover - a scipy without the private module: ad
     _csr_add_into = None
 
 #: Most entries (pairs of non-zeros sharing a column, summed over columns) a :class:`GramMap` may hold; above
-#: it the fill-in is computed per update by :class:`SchurFill`, whose memory is the size of ``A``. A Gram map
-#: costs ~12 bytes per entry kept and ~80 while it is built; MovieLens-1M's users × items has 2.0e8.
-GRAM_MAX_ENTRIES = 20_000_000
+#: it the fill-in is computed per update by :class:`SchurFill`, whose memory is about the size of ``A`` plus a
+#: Gram map of its lightest columns within the same budget. A Gram map keeps ~12 bytes per entry and takes ~74
+#: while it is built (1e7 entries: +680 MiB peak, 5 s); MovieLens-1M's users × items has 2.0e8.
+GRAM_MAX_ENTRIES = 10_000_000
 
 #: :class:`SchurFill` treats a column of ``A`` (``q`` rows) with more than ``q / DENSE_COLUMN_RATIO`` non-zeros as
-#: dense: a BLAS rank-update costs ~0.1 ns per pair of rows, a sparse product ~12 ns per pair of non-zeros
-#: (measured on MovieLens-1M's shape, docs/design.md), so the break-even is at ``m² ≈ q² / 120``.
-DENSE_COLUMN_RATIO = 11.0
+#: dense: a BLAS rank-update costs ~1 ms per column at ``q = 3706``, a sparse product as much for a column of
+#: ~200 non-zeros (measured on MovieLens-1M's shape, docs/design.md).
+DENSE_COLUMN_RATIO = 18.0
 
 
 def gram_entries(A: sp.spmatrix) -> int:
@@ -139,44 +140,55 @@ class GramMap:
 
 
 class SchurFill:
-    """``S −= A diag(w) A'`` into the lower triangle of a dense ``S``, for a sparse ``A`` (``q × m``), with memory
-    the size of ``A``.
+    """``S −= A diag(w) A'`` into the lower triangle of a dense ``S``, for a sparse ``A`` (``q × m``) whose
+    :class:`GramMap` would be too large.
 
-    The columns of ``A`` with many non-zeros (heavy users in users × items) are kept as one dense
-    Fortran array and applied by one BLAS ``syrk``; the others as one sparse product ``A_L diag(w_L) A_L'``
-    added into ``S`` in place. Where a :class:`GramMap` of ``A`` would be too large
-    (:data:`GRAM_MAX_ENTRIES`), this is the fill-in of a dense diagonal block by a scalar first term.
-    The split depends only on the pattern; :meth:`bind` reads the values of a particular ``A``.
+    The columns of ``A`` are split by their number of non-zeros: the heavy ones (heavy users in users ×
+    items, more than ``q /`` :data:`DENSE_COLUMN_RATIO`) are kept as one dense Fortran array and applied by
+    one BLAS ``syrk``; the lightest, up to :data:`GRAM_MAX_ENTRIES` pairs, by a :class:`GramMap` (one sparse
+    mat-vec); the rest by one sparse product ``A_M diag(w_M) A_M'`` added into ``S`` in place. The split
+    depends only on the pattern; :meth:`bind` reads the values of a particular ``A``.
     """
 
     def __init__(self, A: sp.spmatrix) -> None:
         csc = A.tocsc()
         self.shape = A.shape
-        counts = np.diff(csc.indptr)
+        counts = np.diff(csc.indptr).astype(np.int64)
         heavy = counts > A.shape[0] / DENSE_COLUMN_RATIO
-        self.heavy, self.light = np.flatnonzero(heavy), np.flatnonzero(~heavy)
+        self.heavy = np.flatnonzero(heavy)
+        rest = np.flatnonzero(~heavy)
+        rest = rest[np.argsort(counts[rest], kind="stable")]
+        entries = np.cumsum(counts[rest] * (counts[rest] + 1) // 2)
+        cut = int(np.searchsorted(entries, GRAM_MAX_ENTRIES, side="right"))
+        self.small, self.middle = np.sort(rest[:cut]), np.sort(rest[cut:])
+        self.gram = GramMap(csc[:, self.small]) if counts[self.small].sum() > 0 else None
 
     def bind(self, A: sp.spmatrix) -> tuple:
-        """The dense heavy columns and the sparse light ones of ``A`` (its values, in this split)."""
+        """The dense heavy columns, the Gram map's coefficients and the sparse middle columns of ``A``'s values."""
         if A.shape != self.shape:
             raise ValueError("SchurFill.bind: the matrix does not have the shape the fill was built for")
         csc = A.tocsc()
         dense = np.asfortranarray(csc[:, self.heavy].toarray()) if self.heavy.size else None
-        light = csc[:, self.light].tocsr() if self.light.size else None
-        return dense, light, (None if light is None else light.T.tocsc())
+        gram = self.gram.bind(csc[:, self.small]) if self.gram is not None else None
+        middle = csc[:, self.middle].tocsr() if self.middle.size else None
+        return dense, gram, middle, (None if middle is None else middle.T.tocsc())
 
     def subtract(self, S: np.ndarray, values: tuple, w: np.ndarray) -> None:
         """``S −= A diag(w) A'`` on (at least) the lower triangle of the C-ordered square array ``S``, in place."""
-        dense, light, light_t = values
+        dense, gram, middle, middle_t = values
         if dense is not None:
             B = dense * np.sqrt(w[self.heavy])[None, :]  # Fortran order kept
             # S' is Fortran-ordered: its upper triangle is S's lower one
             out = sla.blas.dsyrk(-1.0, B, beta=1.0, c=S.T, lower=0, overwrite_c=1)
             if not np.shares_memory(out, S):  # pragma: no cover - f2py copied: write back
                 S.T[...] = np.triu(out) + np.tril(S.T, -1)
-        if light is not None:
-            P = (light @ sp.diags(-w[self.light])) @ light_t
-            P = P.tocsr()
+        if gram is not None:
+            g = self.gram
+            S[g.rows, g.cols] -= g.lower(gram, w[self.small])
+        if middle is not None:
+            scaled = middle.copy()
+            scaled.data *= -w[self.middle][scaled.indices]
+            P = (scaled @ middle_t).tocsr()
             if _csr_add_into is not None:
                 _csr_add_into(P.shape[0], P.shape[1], P.indptr, P.indices, P.data, S)
             else:  # pragma: no cover
@@ -386,8 +398,12 @@ class BlockedCholesky:
                             continue
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod
-                    # LAPACK potrf reads only the lower triangle of Dd
-                    self.Ldiag[k] = np.linalg.cholesky(Dd)
+                    # LAPACK potrf in place on Dd' (Fortran order, the same memory), whose upper triangle is Dd's
+                    # lower one: no copies of the q×q block. Only the lower triangle of Ldiag[k] is the factor.
+                    c, info = sla.lapack.dpotrf(Dd.T, lower=0, overwrite_a=1, clean=0)
+                    if info != 0:
+                        raise np.linalg.LinAlgError(f"leading minor {info} of the dense block is not positive definite")
+                    self.Ldiag[k] = Dd if np.shares_memory(c, Dd) else np.ascontiguousarray(c.T)
             XX = cp.xx.copy()
             for j, t in enumerate(self.terms):
                 M = np.matmul(cp.zx[j].reshape(self.r, t.nlevels, t.p), self.lam[j]).reshape(self.r, t.q)
