@@ -10,7 +10,7 @@ levels.  The block types follow the structure, decided once from the sparsity pa
 
 * diagonal blocks ``L_kk``: ``"blockdiag"`` (``l_k`` small ``p_k × p_k`` triangles; always for the
   first term, and for later terms whenever the fill-in stays within levels, e.g. nested factors)
-  or ``"dense"`` (crossed factors);
+  or ``"dense"`` (crossed factors; a ``q_k × q_k`` array whose lower triangle is the factor, the rest unused);
 * off-diagonal blocks ``L_kj``: ``"sparse"`` (scipy CSR) or ``"dense"``;
 * the rows of ``[X y]``: dense ``r × q_k`` blocks and the dense ``r × r`` triangle ``L_XX``.
 
@@ -28,6 +28,28 @@ import scipy.sparse as sp
 from ..exceptions import ModelError
 from ..terms import RandomEffectsTerm
 from .crossprod import DENSE_FILL, CrossProducts
+
+try:  # adds a CSR matrix into a dense array in place (what scipy's own sparse + dense uses)
+    from scipy.sparse._sparsetools import csr_todense as _csr_add_into
+except ImportError:  # pragma: no cover - a scipy without the private module: add through a dense copy
+    _csr_add_into = None
+
+#: Most entries (pairs of non-zeros sharing a column, summed over columns) a :class:`GramMap` may hold; above
+#: it the fill-in is computed per update by :class:`SchurFill`, whose memory is about the size of ``A`` plus a
+#: Gram map of its lightest columns within the same budget. A Gram map keeps ~12 bytes per entry and takes ~74
+#: while it is built (1e7 entries: +680 MiB peak, 5 s); MovieLens-1M's users × items has 2.0e8.
+GRAM_MAX_ENTRIES = 10_000_000
+
+#: :class:`SchurFill` treats a column of ``A`` (``q`` rows) with more than ``q / DENSE_COLUMN_RATIO`` non-zeros as
+#: dense: a BLAS rank-update costs ~1 ms per column at ``q = 3706``, a sparse product as much for a column of
+#: ~200 non-zeros (measured on MovieLens-1M's shape, docs/design.md).
+DENSE_COLUMN_RATIO = 18.0
+
+
+def gram_entries(A: sp.spmatrix) -> int:
+    """Entries of a :class:`GramMap` of ``A``: ``Σ_s m_s (m_s + 1) / 2`` over columns with ``m_s`` non-zeros."""
+    m = np.diff(A.tocsc().indptr).astype(np.int64)
+    return int(np.sum(m * (m + 1) // 2))
 
 
 def _level_pattern(block, pk: int, pj: int, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -117,6 +139,62 @@ class GramMap:
         return C @ w
 
 
+class SchurFill:
+    """``S −= A diag(w) A'`` into the lower triangle of a dense ``S``, for a sparse ``A`` (``q × m``) whose
+    :class:`GramMap` would be too large.
+
+    The columns of ``A`` are split by their number of non-zeros: the heavy ones (heavy users in users ×
+    items, more than ``q /`` :data:`DENSE_COLUMN_RATIO`) are kept as one dense Fortran array and applied by
+    one BLAS ``syrk``; the lightest, up to :data:`GRAM_MAX_ENTRIES` pairs, by a :class:`GramMap` (one sparse
+    mat-vec); the rest by one sparse product ``A_M diag(w_M) A_M'`` added into ``S`` in place. The split
+    depends only on the pattern; :meth:`bind` reads the values of a particular ``A``.
+    """
+
+    def __init__(self, A: sp.spmatrix) -> None:
+        csc = A.tocsc()
+        self.shape = A.shape
+        counts = np.diff(csc.indptr).astype(np.int64)
+        heavy = counts > A.shape[0] / DENSE_COLUMN_RATIO
+        self.heavy = np.flatnonzero(heavy)
+        rest = np.flatnonzero(~heavy)
+        rest = rest[np.argsort(counts[rest], kind="stable")]
+        entries = np.cumsum(counts[rest] * (counts[rest] + 1) // 2)
+        cut = int(np.searchsorted(entries, GRAM_MAX_ENTRIES, side="right"))
+        self.small, self.middle = np.sort(rest[:cut]), np.sort(rest[cut:])
+        self.gram = GramMap(csc[:, self.small]) if counts[self.small].sum() > 0 else None
+
+    def bind(self, A: sp.spmatrix) -> tuple:
+        """The dense heavy columns, the Gram map's coefficients and the sparse middle columns of ``A``'s values."""
+        if A.shape != self.shape:
+            raise ValueError("SchurFill.bind: the matrix does not have the shape the fill was built for")
+        csc = A.tocsc()
+        dense = np.asfortranarray(csc[:, self.heavy].toarray()) if self.heavy.size else None
+        gram = self.gram.bind(csc[:, self.small]) if self.gram is not None else None
+        middle = csc[:, self.middle].tocsr() if self.middle.size else None
+        return dense, gram, middle, (None if middle is None else middle.T.tocsc())
+
+    def subtract(self, S: np.ndarray, values: tuple, w: np.ndarray) -> None:
+        """``S −= A diag(w) A'`` on (at least) the lower triangle of the C-ordered square array ``S``, in place."""
+        dense, gram, middle, middle_t = values
+        if dense is not None:
+            B = dense * np.sqrt(w[self.heavy])[None, :]  # Fortran order kept
+            # S' is Fortran-ordered: its upper triangle is S's lower one
+            out = sla.blas.dsyrk(-1.0, B, beta=1.0, c=S.T, lower=0, overwrite_c=1)
+            if not np.shares_memory(out, S):  # pragma: no cover - f2py copied: write back
+                S.T[...] = np.triu(out) + np.tril(S.T, -1)
+        if gram is not None:
+            g = self.gram
+            S[g.rows, g.cols] -= g.lower(gram, w[self.small])
+        if middle is not None:
+            scaled = middle.copy()
+            scaled.data *= -w[self.middle][scaled.indices]
+            P = (scaled @ middle_t).tocsr()
+            if _csr_add_into is not None:
+                _csr_add_into(P.shape[0], P.shape[1], P.indptr, P.indices, P.data, S)
+            else:  # pragma: no cover
+                S += P.toarray()
+
+
 class BlockedCholesky:
     """Blocked Cholesky factor of a linear mixed model, updated in place for each θ.
 
@@ -153,7 +231,10 @@ class BlockedCholesky:
                 and terms[k].p == 1
                 and terms[0].p == 1
             ):
-                self._gram[k, 0] = GramMap(cp.off[k, 0])
+                if gram_entries(cp.off[k, 0]) <= GRAM_MAX_ENTRIES:
+                    self._gram[k, 0] = GramMap(cp.off[k, 0])
+                else:
+                    self._gram[k, 0] = SchurFill(cp.off[k, 0])
         self._bind_gram()
         # positions of each level's p×p block inside a dense q×q matrix, for "dense" diagonal blocks
         self._dense_index = {}
@@ -309,12 +390,20 @@ class BlockedCholesky:
                         if (k, j) in self._gram:
                             g = self._gram[k, j]
                             scale = (lam[0, 0] * self.lam[j][0, 0]) ** 2
-                            Dd[g.rows, g.cols] -= g.lower(self._gram_values[k, j], scale * self.Linv[j][:, 0, 0] ** 2)
+                            w = scale * self.Linv[j][:, 0, 0] ** 2
+                            if isinstance(g, SchurFill):
+                                g.subtract(Dd, self._gram_values[k, j], w)
+                            else:
+                                Dd[g.rows, g.cols] -= g.lower(self._gram_values[k, j], w)
                             continue
                         prod = self._mul_t(self.Loff[k, j], self.Loff[k, j])
                         Dd -= prod.toarray() if sp.issparse(prod) else prod
-                    # LAPACK potrf reads only the lower triangle of Dd
-                    self.Ldiag[k] = np.linalg.cholesky(Dd)
+                    # LAPACK potrf in place on Dd' (Fortran order, the same memory), whose upper triangle is Dd's
+                    # lower one: no copies of the q×q block. Only the lower triangle of Ldiag[k] is the factor.
+                    c, info = sla.lapack.dpotrf(Dd.T, lower=0, overwrite_a=1, clean=0)
+                    if info != 0:
+                        raise np.linalg.LinAlgError(f"leading minor {info} of the dense block is not positive definite")
+                    self.Ldiag[k] = Dd if np.shares_memory(c, Dd) else np.ascontiguousarray(c.T)
             XX = cp.xx.copy()
             for j, t in enumerate(self.terms):
                 M = np.matmul(cp.zx[j].reshape(self.r, t.nlevels, t.p), self.lam[j]).reshape(self.r, t.q)
