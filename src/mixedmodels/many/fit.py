@@ -94,6 +94,23 @@ def _degenerate(model: LinearMixedModel, y: np.ndarray, name: str) -> str | None
     return exact_response(y if d.offset is None else y - d.offset, d.X, name)
 
 
+def _maybe_degenerate(model: LinearMixedModel, Y: np.ndarray) -> np.ndarray:
+    """Which columns of ``Y`` may be constant or reproduced by X (checked one by one by :func:`_degenerate`):
+    the screen of :func:`~mixedmodels.formula.design.exact_response`, for all columns at once."""
+    d = model.design
+    Y = Y if d.offset is None else Y - d.offset[:, None]
+    out = np.ptp(Y, axis=0) == 0
+    X = d.X
+    if X.shape[1]:
+        scale = np.linalg.norm(Y - Y.mean(axis=0), axis=0)
+        try:
+            resid = Y - X @ np.linalg.solve(X.T @ X, X.T @ Y)
+            out |= ~(np.linalg.norm(resid, axis=0) > 1e-6 * scale)
+        except np.linalg.LinAlgError:
+            out[:] = True
+    return out
+
+
 def _ordinary(model: LinearMixedModel, y: np.ndarray, why: str | None, ddf: bool) -> ResponseFit:
     """An ordinary fit of one response (degenerate responses; responses the lean evaluator cannot factor)."""
     import dataclasses
@@ -112,10 +129,11 @@ def _chunk(task: tuple[int, np.ndarray]) -> list[tuple[int, ResponseFit | str]]:
         warnings.simplefilter("ignore")
         y_chunk = Y[:, cols]
         u0, ur, yy, shift = shared.response_products(y_chunk)
+        suspects = _maybe_degenerate(model, y_chunk)
         for i, j in enumerate(cols):
             y = y_chunk[:, i]
             try:
-                why = _degenerate(model, y, names[j])
+                why = _degenerate(model, y, names[j]) if suspects[i] else None
                 if why is not None:
                     out.append((j, _ordinary(model, y, why, ddf)))
                     continue
@@ -199,7 +217,10 @@ def fit_many(
         results[int(j)] = f"DataError: the response {names[j]!r} has infinite values"
     # one group per pattern of missing rows (complete responses first)
     patterns: dict[bytes, list[int]] = {}
-    for j in np.setdiff1d(np.arange(len(names)), infinite):
+    complete = finite.all(axis=0)
+    if complete.any():
+        patterns[b""] = np.flatnonzero(complete).tolist()
+    for j in np.setdiff1d(np.flatnonzero(~complete), infinite):
         patterns.setdefault(np.packbits(~finite[:, j]).tobytes(), []).append(int(j))
     groups: list[tuple] = []
     group_cols: list[list[int]] = []

@@ -21,10 +21,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from ..covariance.random import SINGULAR_TOL, RandomUnstructured
 from ..engine.crossprod import z_matrix
 from ..engine.objective import criterion_value
 from ..exceptions import ModelError
 from ..model import LinearMixedModel
+from ..terms import boundary_components
 
 
 def _dense(block) -> np.ndarray:
@@ -98,11 +100,45 @@ class SharedDesign:
         self.z_eye[np.arange(qr), np.arange(qr)] = 1.0
         # scalar terms only: term k's θ is element k, so θ with a 1 in place of element 0 gives S's diagonal
         self.simple = self.scalar0 and self.scalar_rest and sum(t.ntheta for t in self.terms) == len(self.terms)
+        if self.simple:
+            self._count_groups(a0)
+            # the blocks of the lower triangle of S'MS: (term k, term j ≤ k) scaled by θ_k θ_j, (X and y, term k) by θ_k
+            self.lower_blocks = [
+                (self.rest_slices[k - 1], self.rest_slices[j - 1], k, j) for k in range(1, len(self.terms)) for j in range(1, k + 1)
+            ] + [(slice(qr, m), self.rest_slices[k - 1], k, 0) for k in range(1, len(self.terms))]
+        # which parameters are on the boundary: lme4's test (a variance at 0) when every term is lme4's unstructured
+        # one, read directly; otherwise each structure's own test
+        lower = model.lower_bounds
+        if all(type(t.structure) is RandomUnstructured for t in self.terms):
+            zero = lower == 0
+
+            def boundary(theta: np.ndarray) -> np.ndarray:
+                return np.flatnonzero(zero & (theta < SINGULAR_TOL))
+        else:
+            def boundary(theta: np.ndarray) -> np.ndarray:
+                return boundary_components(self.terms, theta)
+        self.boundary = boundary
+        self.theta_start, self.lower_bounds = model.theta_start, lower
         self.logdet_r = model.logdet_r
         self.c_reml, self.c_ml = self.n - self.p, self.n
         self._z0 = z_matrix(t0).T.tocsr()
         self._zr = sp.vstack([z_matrix(t).T for t in rest]).tocsr() if rest else None
         self._x = X
+
+    def _count_groups(self, a0: np.ndarray) -> None:
+        """Levels of the first term with the same ``Z_0'Z_0`` entry (the same count, in a balanced design) share
+        their weight in ``D_0⁻¹``, so ``R'Z_0Λ_0 D_0⁻¹ Λ_0'Z_0'R = Σ_u w_u P_u`` with ``P_u`` the sum of the
+        levels' outer products: a product of length (number of distinct counts) per evaluation instead of
+        one over the levels. Used when the distinct counts are few (``self.groups``)."""
+        values, inverse = np.unique(self.d0_flat, return_inverse=True)
+        self.d0_values = values
+        self.d0_mult = np.bincount(inverse, minlength=values.size).astype(float)
+        self.groups = values.size * self.m <= 2 * self.q0
+        if self.groups:
+            G = np.zeros((self.q0, values.size))
+            G[np.arange(self.q0), inverse] = 1.0
+            self.level_groups = G
+            self.p_shared = np.einsum("il,jl,lu->uij", a0, a0, G)
 
     # ------------------------------------------------------------------ responses
     def engine_responses(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,16 +174,25 @@ class SharedDesign:
         arr[:-1, :-1] = self.arr_shared
         arr[-1, :-1] = arr[:-1, -1] = ur
         arr[-1, -1] = yy
-        return ResponseEvaluator(self, a0, arr, float(shift))
+        P = None
+        if self.simple and self.groups:
+            P = np.empty((self.d0_values.size, m, m))
+            P[:, :-1, :-1] = self.p_shared
+            P[:, -1, :] = ((a0 * u0[None, :]) @ self.level_groups).T
+            P[:, :-1, -1] = P[:, -1, :-1]
+            P = P.reshape(self.d0_values.size, m * m)
+        return ResponseEvaluator(self, a0, arr, float(shift), P)
 
 
 class ResponseEvaluator:
     """The criterion of one response as a function of θ, by the reduced factor (module docstring)."""
 
-    def __init__(self, shared: SharedDesign, a0: np.ndarray, arr: np.ndarray, shift: float = 0.0) -> None:
+    def __init__(self, shared: SharedDesign, a0: np.ndarray, arr: np.ndarray, shift: float = 0.0,
+                 P: np.ndarray | None = None) -> None:
         self.s = shared
         self.a0 = a0
         self.arr = arr
+        self.P = P  # Σ over the levels of each distinct count of their outer products (SharedDesign._count_groups)
         self.shift = shift  # mean(y − offset), added back to the intercept
 
     def _first_term(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
@@ -199,20 +244,30 @@ class ResponseEvaluator:
         s = self.s
         if s.simple:  # the common case, written out: each call is a handful of array operations
             lam2 = theta[0] * theta[0]
-            den = lam2 * s.d0_flat + 1.0
-            M = self.arr - (self.a0 * (lam2 / den)) @ self.a0.T
-            d = np.array(theta, dtype=float)
-            d[0] = 1.0
-            d = d[s.scale_index]
-            M *= np.multiply.outer(d, d)
-            logdet0 = float(np.log(den).sum())
-        else:
-            theta = np.asarray(theta, dtype=float)
-            schur, logdet0 = self._first_term(theta)
-            M = self._scale_rest(self.arr - schur, theta)
+            if self.P is not None:
+                lv = lam2 * s.d0_values
+                M = self.arr - ((lam2 / (lv + 1.0)) @ self.P).reshape(s.m, s.m)
+                logdet0 = float(s.d0_mult @ np.log1p(lv))
+            else:
+                den = lam2 * s.d0_flat + 1.0
+                M = self.arr - (self.a0 * (lam2 / den)) @ self.a0.T
+                logdet0 = float(np.log(den).sum())
+            for rows, cols, k, j in s.lower_blocks:  # only the lower triangle: LAPACK reads no more
+                M[rows, cols] *= theta[k] * theta[j] if j else theta[k]
+            M.reshape(-1)[: s.qr * (s.m + 1) : s.m + 1] += 1.0
+            corner = M[-1, -1]
+            L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
+            return self._finish(L, info, corner, logdet0, theta)
+        theta = np.asarray(theta, dtype=float)
+        schur, logdet0 = self._first_term(theta)
+        M = self._scale_rest(self.arr - schur, theta)
         M += s.z_eye
         corner = M[-1, -1]
-        L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
+        L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=0)
+        return self._finish(L, info, corner, logdet0, theta)
+
+    def _finish(self, L: np.ndarray, info: int, corner: float, logdet0: float, theta: np.ndarray):
+        s = self.s
         if info == s.m:  # only the last pivot (the residual sum of squares) vanished: X reproduces the response
             row = L[-1, :-1]
             r2 = max(float(corner - row @ row), 0.0)
@@ -241,8 +296,14 @@ class ResponseEvaluator:
         N, p, qr = thetas.shape[0], s.p, s.qr
         if s.simple:
             lam2 = thetas[:, 0] ** 2
-            den = lam2[:, None] * s.d0_flat[None, :] + 1.0
-            M = self.arr - np.matmul(self.a0[None] * (lam2[:, None] / den)[:, None, :], self.a0.T)
+            if self.P is not None:
+                lv = lam2[:, None] * s.d0_values[None, :]
+                M = self.arr - ((lam2[:, None] / (lv + 1.0)) @ self.P).reshape(N, s.m, s.m)
+                logdet0 = np.log1p(lv) @ s.d0_mult
+            else:
+                den = lam2[:, None] * s.d0_flat[None, :] + 1.0
+                M = self.arr - np.matmul(self.a0[None] * (lam2[:, None] / den)[:, None, :], self.a0.T)
+                logdet0 = np.log(den).sum(axis=1)
             d = thetas.copy()
             d[:, 0] = 1.0
             d = d[:, s.scale_index]
@@ -254,7 +315,7 @@ class ResponseEvaluator:
                 L = None
             if L is not None:
                 logd = np.log(np.diagonal(L, axis1=1, axis2=2)[:, :-1])
-                logdets = np.log(den).sum(axis=1) + 2.0 * logd[:, :qr].sum(axis=1)
+                logdets = logdet0 + 2.0 * logd[:, :qr].sum(axis=1)
                 if reml:
                     logdets += 2.0 * logd[:, qr:].sum(axis=1)
                 rinv = np.linalg.inv(L[:, qr : qr + p, qr : qr + p])

@@ -16,11 +16,9 @@ import numpy as np
 import scipy.linalg as sla
 from scipy import special
 
-from ..engine.objective import criterion_value
 from ..inference.ddf import HESSIAN_TOL
-from ..inference.numdiff import D_HESSIAN, hessian, jacobian
+from ..inference.numdiff import _R, _V, D_HESSIAN, _extrapolate, _steps
 from ..optimize import FitRecord, optimize_theta
-from ..terms import boundary_components
 from .lean import ResponseEvaluator, SharedDesign
 
 
@@ -75,89 +73,68 @@ def _rx_inverse(lxx: np.ndarray, p: int) -> np.ndarray:
     return sla.solve_triangular(lxx[:p, :p], np.eye(p), lower=True)
 
 
-class _Satterthwaite:
-    """Satterthwaite's df as :class:`~mixedmodels.inference.ddf.Satterthwaite`, on one lean evaluator."""
+def _stencil(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The points at which :func:`~mixedmodels.inference.numdiff.hessian` (relative step ``D_HESSIAN``, halved
+    ``_R − 1`` times) evaluates a function of θ, as one array: θ itself, then per parameter ``i`` and halving
+    ``r`` the pair ``θ ± h e_i``, then per pair ``i > j`` and halving the four ``θ ± h_i e_i ± h_j e_j``. The
+    Jacobian with the same step (:func:`~mixedmodels.inference.numdiff.jacobian`) uses the diagonal pairs."""
+    k = theta.size
+    h = _steps(theta, D_HESSIAN)[None, :] / (float(_V) ** np.arange(_R))[:, None]  # (R, k)
+    pts = [theta[None, :]]
+    for i in range(k):
+        e = np.zeros((_R, k))
+        e[:, i] = h[:, i]
+        pts += [theta + e, theta - e]  # rows: +h for each halving, then −h
+    pairs = [(i, j) for i in range(k) for j in range(i)]
+    for i, j in pairs:
+        ei = np.zeros((_R, k))
+        ej = np.zeros((_R, k))
+        ei[:, i] = h[:, i]
+        ej[:, j] = h[:, j]
+        pts += [theta + ei + ej, theta + ei - ej, theta - ei + ej, theta - ei - ej]
+    return np.vstack(pts), h, pairs
 
-    def __init__(self, ev: ResponseEvaluator, reml: bool) -> None:
-        self.ev = ev
-        self.reml = reml
-        s = ev.s
-        self.p = s.p
-        self.c = s.c_reml if reml else s.c_ml
-        self._cache: dict[bytes, tuple[float, float, np.ndarray]] = {}
 
-    def at(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """``(r², log-determinants, (R_X'R_X)⁻¹)`` at θ, cached as the derivatives share their points."""
-        key = theta.tobytes()
-        hit = self._cache.get(key)
-        if hit is None:
-            r2, logdets, U = self.ev.states(theta[None, :], self.reml)
-            hit = self._cache[key] = (float(r2[0]), float(logdets[0]), U[0])
-        return hit
-
-    def _prefill(self, theta: np.ndarray, sigma: float) -> None:
-        """Evaluate every point the derivatives will ask for in one batch: a first pass through the same
-        derivative code records the points (the second pass then finds each one in the cache)."""
-        points: dict[bytes, np.ndarray] = {}
-
-        def record(th: np.ndarray) -> float:
-            th = np.asarray(th, dtype=float)
-            points.setdefault(th.tobytes(), th)
-            return 0.0
-
-        hessian(record, theta)  # the Jacobian below (step D_HESSIAN) uses the Hessian's diagonal points
-        keys = [k for k in points if k not in self._cache]
-        if keys:
-            r2, logdets, U = self.ev.states(np.array([points[k] for k in keys]), self.reml)
-            for i, key in enumerate(keys):
-                self._cache[key] = (float(r2[i]), float(logdets[i]), U[i])
-
-    def derivatives(self, theta: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        """Hessian of the deviance in ``(θ, σ)`` and ``∂C/∂(θ, σ)`` (``C = σ²U(θ)``)."""
-        k = theta.size
-        self._prefill(theta, sigma)
-        r2, _, U = self.at(theta)
-        H = np.empty((k + 1, k + 1))
-        jac = np.empty((k + 1,) + U.shape)
-
-        def deviance(th: np.ndarray) -> float:
-            r2_, logdets, _ = self.at(np.asarray(th, dtype=float))
-            return criterion_value(r2_, logdets, self.c, sigma=sigma)
-
-        H[:k, :k] = hessian(deviance, theta)
-        def r2_and_u(th: np.ndarray) -> np.ndarray:
-            r2_, _, U_ = self.at(th)
-            out = np.empty(1 + U_.size)
-            out[0] = r2_
-            out[1:] = U_.reshape(-1)
-            return out
-
-        J = jacobian(r2_and_u, theta, d=D_HESSIAN)
-        H[:k, k] = H[k, :k] = -2.0 * J[0] / sigma**3
-        jac[:k] = np.moveaxis(sigma**2 * J[1:].reshape(U.shape + (k,)), -1, 0)
-        H[k, k] = 6.0 * r2 / sigma**4 - 2.0 * self.c / sigma**2
-        jac[k] = 2.0 * sigma * U
-        return H, jac
-
-    def df(self, theta: np.ndarray, sigma: float, vcov_beta: np.ndarray) -> np.ndarray:
-        """Denominator df of each coefficient's t-test."""
-        H, jac = self.derivatives(theta, sigma)
-        values, vectors = np.linalg.eigh(H)
-        pos = values > HESSIAN_TOL
-        A = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
-        idx = np.arange(self.p)
-        var = vcov_beta[idx, idx]
-        grad = jac[:, idx, idx]  # (k + 1, p)
-        return 2.0 * var**2 / np.einsum("ki,kl,li->i", grad, A, grad)
+def satterthwaite_df(ev: ResponseEvaluator, theta: np.ndarray, sigma: float, vcov_beta: np.ndarray, reml: bool) -> np.ndarray:
+    """Satterthwaite's df of each coefficient, as :class:`~mixedmodels.inference.ddf.Satterthwaite` computes them
+    (lmerTest's method: the Hessian of the deviance in ``(θ, σ)`` and ``∂C/∂(θ, σ)`` for ``C = σ²(R_X'R_X)⁻¹``,
+    by numDeriv's Richardson scheme), with every point of the numerical derivatives evaluated in one batch."""
+    s = ev.s
+    k, p = theta.size, s.p
+    c = s.c_reml if reml else s.c_ml
+    pts, h, pairs = _stencil(theta)
+    r2, logdets, U = ev.states(pts, reml)
+    dev = logdets + r2 / sigma**2 + c * math.log(2.0 * math.pi * sigma**2)  # criterion_value at σ, per point
+    g = np.concatenate([r2[:, None], U.reshape(len(pts), -1)], axis=1)  # r² and U, for the Jacobian
+    H = np.empty((k + 1, k + 1))
+    J = np.empty((g.shape[1], k))
+    for i in range(k):
+        plus, minus = slice(1 + 2 * _R * i, 1 + 2 * _R * i + _R), slice(1 + 2 * _R * i + _R, 1 + 2 * _R * (i + 1))
+        H[i, i] = _extrapolate((dev[plus] - 2.0 * dev[0] + dev[minus]) / h[:, i] ** 2)
+        J[:, i] = _extrapolate((g[plus] - g[minus]) / (2.0 * h[:, i])[:, None])
+    base = 1 + 2 * _R * k
+    for n, (i, j) in enumerate(pairs):
+        f = dev[base + 4 * _R * n : base + 4 * _R * (n + 1)].reshape(4, _R)
+        H[i, j] = H[j, i] = _extrapolate((f[0] - f[1] - f[2] + f[3]) / (4.0 * h[:, i] * h[:, j]))
+    H[:k, k] = H[k, :k] = -2.0 * J[0] / sigma**3
+    H[k, k] = 6.0 * r2[0] / sigma**4 - 2.0 * c / sigma**2
+    jac = np.empty((k + 1, p, p))
+    jac[:k] = np.moveaxis(sigma**2 * J[1:].reshape(p, p, k), -1, 0)
+    jac[k] = 2.0 * sigma * U[0]
+    values, vectors = np.linalg.eigh(H)
+    pos = values > HESSIAN_TOL
+    A = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
+    idx = np.arange(p)
+    grad = jac[:, idx, idx]  # (k + 1, p)
+    return 2.0 * vcov_beta[idx, idx] ** 2 / np.einsum("ki,kl,li->i", grad, A, grad)
 
 
 def fit_response(shared: SharedDesign, ev: ResponseEvaluator, *, ddf: bool = True) -> ResponseFit:
     """Fit one response as ``LinearMixedModel.fit`` would, then Satterthwaite's df when ``ddf``."""
     model = shared.model
-    terms = model.terms
     theta, value, record = optimize_theta(
-        lambda th: ev.criterion(th, model.reml), model.theta_start, model.lower_bounds, check=True,
-        control=model.control, boundary=lambda th: boundary_components(terms, th),
+        lambda th: ev.criterion(th, model.reml), shared.theta_start, shared.lower_bounds, check=True,
+        control=model.control, boundary=shared.boundary,
     )
     return summarize(shared, ev, theta, value, record, ddf=ddf)
 
@@ -180,8 +157,8 @@ def summarize(shared: SharedDesign, ev: ResponseEvaluator, theta: np.ndarray, va
     se = np.sqrt(np.diag(vcov))
     df = np.full(p, np.nan)
     if ddf and sigma > 0 and p:
-        df = _Satterthwaite(ev, reml).df(theta, sigma, vcov)
-    at_bound = boundary_components(model.terms, theta)
+        df = satterthwaite_df(ev, theta, sigma, vcov, reml)
+    at_bound = shared.boundary(theta)
     messages = record.warnings
     if at_bound.size:  # as the results of a fit word it: which parameters are on the boundary
         names = ", ".join(model.theta_names[i] for i in at_bound)
