@@ -207,11 +207,15 @@ class ResponseEvaluator:
         lam = t0.lambda_matrix(theta[s.theta_slices[0]])
         D = np.matmul(np.matmul(lam.T, s.d0), lam) + np.eye(s.p0)
         L0 = np.linalg.cholesky(D)
-        B = np.einsum("mlp,pq->mlq", self.a0.reshape(s.m, s.l0, s.p0), lam)
-        C = np.linalg.solve(L0[None], B[..., None])[..., 0]
-        C = C.reshape(s.m, s.q0)
         logdet = 2.0 * float(np.log(np.diagonal(L0, axis1=1, axis2=2)).sum())
-        return C @ C.T, logdet
+        W = np.matmul(np.matmul(lam, np.linalg.inv(D)), lam.T)  # λ D⁻¹ λ' per level
+        A = self.a0.reshape(s.m, s.l0, s.p0)
+        T = np.empty_like(A)
+        for q in range(s.p0):  # T[:, l, q] = Σ_p A[:, l, p] W[l, p, q]: p0² products of m × l0 arrays
+            T[:, :, q] = A[:, :, 0] * W[:, 0, q]
+            for p in range(1, s.p0):
+                T[:, :, q] += A[:, :, p] * W[:, p, q]
+        return T.reshape(s.m, s.q0) @ self.a0.T, logdet
 
     def _scale_rest(self, M: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """``S'MS`` with ``S = blockdiag(Λ_1, …, Λ_{K-1}, I)``."""
