@@ -63,6 +63,7 @@ _LAZY = {
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
     "load": ("mixedmodels.persist", "load"),
+    "fit_many": ("mixedmodels.many", "fit_many"),
 }
 
 
@@ -162,6 +163,7 @@ __all__ = [
     "compare",
     "bootstrap_lrt",
     "load",
+    "fit_many",
     "datasets",
     "MixedModelsError",
     "FormulaError",

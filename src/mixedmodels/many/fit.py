@@ -198,7 +198,7 @@ def fit_many(
     """
     if not isinstance(formula, str) or not formula.strip().startswith("~"):
         raise FormulaError(
-            f"fit_many takes a one-sided formula such as '~ x + (1 | g)' (the responses come from responses=), got {formula!r}"
+            f"fit_many takes a one-sided formula such as '~ x + (1 | g)' (the responses are given separately), got {formula!r}"
         )
     use_ddf = ddf is not None and str(ddf).lower() != "none"
     if use_ddf and str(ddf).lower() not in ("satterthwaite", "sat"):

@@ -13,8 +13,19 @@ from ..ranef import unique_group_names
 from ..report.serialize import json_number
 from .single import ResponseFit
 
+#: File suffixes :meth:`ManyResults.write` writes, and the format of each.
+WRITERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
 #: Columns of the long table of fixed effects.
 FIXED_COLUMNS = ["response", "term", "estimate", "se", "df", "t", "p_value", "p_adjusted"]
+
+
+def output_format(path: str | Path) -> str:
+    """``"csv"``, ``"tsv"`` or ``"parquet"`` from a file name's suffix; anything else is a :class:`DataError`."""
+    kind = WRITERS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise DataError(f"cannot write {Path(path).name!r}: use a .csv, .tsv or .parquet file")
+    return kind
 
 
 def p_adjust_bh(p: np.ndarray) -> np.ndarray:
@@ -208,16 +219,12 @@ class ManyResults:
     def write(self, path: str | Path) -> Path:
         """Write :meth:`table` to ``path``: ``.csv``, ``.tsv`` or ``.parquet`` by its suffix."""
         path = Path(path)
+        kind = output_format(path)
         table = self.table()
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            table.to_csv(path)
-        elif suffix in (".tsv", ".txt"):
-            table.to_csv(path, sep="\t")
-        elif suffix in (".parquet", ".pq"):
+        if kind == "parquet":
             table.to_parquet(path)
         else:
-            raise DataError(f"cannot write {path.name!r}: use a .csv, .tsv or .parquet file")
+            table.to_csv(path, sep="\t" if kind == "tsv" else ",")
         return path
 
     def summary(self, alpha: float = 0.05) -> str:
