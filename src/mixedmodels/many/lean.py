@@ -17,6 +17,8 @@ blocked factor; only the order of floating-point operations differs.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
@@ -134,6 +136,7 @@ class SharedDesign:
         self.d0_values = values
         self.d0_mult = np.bincount(inverse, minlength=values.size).astype(float)
         self.groups = values.size * self.m <= 2 * self.q0
+        self.d0_one = float(values[0])
         if self.groups:
             G = np.zeros((self.q0, values.size))
             G[np.arange(self.q0), inverse] = 1.0
@@ -193,6 +196,7 @@ class ResponseEvaluator:
         self.a0 = a0
         self.arr = arr
         self.P = P  # Σ over the levels of each distinct count of their outer products (SharedDesign._count_groups)
+        self.P1 = P.reshape(shared.m, shared.m) if P is not None and P.shape[0] == 1 else None
         self.shift = shift  # mean(y − offset), added back to the intercept
 
     def _first_term(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
@@ -247,8 +251,13 @@ class ResponseEvaluator:
         """
         s = self.s
         if s.simple:  # the common case, written out: each call is a handful of array operations
-            lam2 = theta[0] * theta[0]
-            if self.P is not None:
+            th = theta.tolist()
+            lam2 = th[0] * th[0]
+            if self.P1 is not None:  # one count for every level (a balanced first factor)
+                lv = lam2 * s.d0_one
+                M = self.arr - self.P1 * (lam2 / (lv + 1.0))
+                logdet0 = s.l0 * math.log1p(lv)
+            elif self.P is not None:
                 lv = lam2 * s.d0_values
                 M = self.arr - ((lam2 / (lv + 1.0)) @ self.P).reshape(s.m, s.m)
                 logdet0 = float(s.d0_mult @ np.log1p(lv))
@@ -257,7 +266,7 @@ class ResponseEvaluator:
                 M = self.arr - (self.a0 * (lam2 / den)) @ self.a0.T
                 logdet0 = float(np.log(den).sum())
             for rows, cols, k, j in s.lower_blocks:  # only the lower triangle: LAPACK reads no more
-                M[rows, cols] *= theta[k] * theta[j] if j else theta[k]
+                M[rows, cols] *= th[k] * th[j] if j else th[k]
             M.reshape(-1)[: s.qr * (s.m + 1) : s.m + 1] += 1.0
             corner = M[-1, -1]
             L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
@@ -280,7 +289,7 @@ class ResponseEvaluator:
             raise ModelError(f"the penalised system is not positive definite at theta={np.asarray(theta).tolist()}")
         else:
             r2 = float(L[-1, -1] ** 2)
-        logd = np.log(np.diagonal(L)[:-1])
+        logd = np.log(L.diagonal()[:-1])
         qr = s.qr
         return logdet0 + 2.0 * float(logd[:qr].sum()), 2.0 * float(logd[qr:].sum()), r2, L
 
@@ -292,9 +301,9 @@ class ResponseEvaluator:
             return criterion_value(r2, logdet_z + logdet_x + s.logdet_r, s.c_reml, sigma)
         return criterion_value(r2, logdet_z + s.logdet_r, s.c_ml, sigma)
 
-    def states(self, thetas: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``r²``, the criterion's log-determinants and ``(R_X'R_X)⁻¹`` at each row of ``thetas``, in one batch
-        of array operations when every term is scalar (the points of a numerical derivative)."""
+    def states(self, thetas: np.ndarray, reml: bool, need_u: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``r²``, the criterion's log-determinants and ``(R_X'R_X)⁻¹`` (unless not ``need_u``) at each row of
+        ``thetas``, in one batch of array operations when every term is scalar (the points of a numerical derivative)."""
         s = self.s
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         N, p, qr = thetas.shape[0], s.p, s.qr
@@ -322,8 +331,10 @@ class ResponseEvaluator:
                 logdets = logdet0 + 2.0 * logd[:, :qr].sum(axis=1)
                 if reml:
                     logdets += 2.0 * logd[:, qr:].sum(axis=1)
-                rinv = np.linalg.inv(L[:, qr : qr + p, qr : qr + p])
-                U = np.matmul(rinv.transpose(0, 2, 1), rinv)
+                U = None
+                if need_u:
+                    rinv = np.linalg.inv(L[:, qr : qr + p, qr : qr + p])
+                    U = np.matmul(rinv.transpose(0, 2, 1), rinv)
                 return L[:, -1, -1] ** 2, logdets + s.logdet_r, U
         r2 = np.empty(N)
         logdets = np.empty(N)
@@ -331,9 +342,10 @@ class ResponseEvaluator:
         for i in range(N):
             logdet_z, logdet_x, r2[i], L = self.state(thetas[i])
             logdets[i] = logdet_z + (logdet_x if reml else 0.0) + s.logdet_r
-            rinv = np.linalg.inv(self.fixed_block(L)[:p, :p])
-            U[i] = rinv.T @ rinv
-        return r2, logdets, U
+            if need_u:
+                rinv = np.linalg.inv(self.fixed_block(L)[:p, :p])
+                U[i] = rinv.T @ rinv
+        return r2, logdets, U if need_u else None
 
     def fixed_block(self, L: np.ndarray) -> np.ndarray:
         """The ``(p + 1) × (p + 1)`` lower factor of the X, y block (``R_X'`` and the y row) from :meth:`state`'s ``L``."""
