@@ -5,7 +5,7 @@ Imported on first use, so that the command line's parser does not load the fitti
 
 from __future__ import annotations
 
-__all__ = ["fit_many", "ManyResults"]
+__all__ = ["ManyResults", "fit_many"]
 
 
 def __getattr__(name: str):

@@ -206,7 +206,8 @@ def fit_many(
     data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     covariates, Yframe = resolve_responses(data, responses)
     names = [str(c) for c in Yframe.columns]
-    kwargs = dict(reml=REML, control=OptimizerControl.make(control), contrasts=contrasts, weights=weights, offset=offset)
+    kwargs = {"reml": REML, "control": OptimizerControl.make(control), "contrasts": contrasts, "weights": weights,
+              "offset": offset}
     base = _build(formula, covariates, 0, **kwargs)
     rows = base.design.row_index
     Y = Yframe.loc[rows].to_numpy(dtype=float, na_value=np.nan)

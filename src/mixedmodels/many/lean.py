@@ -167,7 +167,7 @@ class SharedDesign:
         ur = ux if self._zr is None else np.vstack([np.asarray(self._zr @ Yc), ux])
         return u0, ur, np.einsum("ij,ij->j", Yc, Yc), shift
 
-    def evaluator(self, u0: np.ndarray, ur: np.ndarray, yy: float, shift: float = 0.0) -> "ResponseEvaluator":
+    def evaluator(self, u0: np.ndarray, ur: np.ndarray, yy: float, shift: float = 0.0) -> ResponseEvaluator:
         """The evaluator of one response from its column of :meth:`response_products`."""
         m = self.m
         a0 = np.empty((m, self.q0))

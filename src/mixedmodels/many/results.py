@@ -115,7 +115,7 @@ class ManyResults:
 
     @classmethod
     def assemble(cls, formula: str, names: list[str], results: dict[int, ResponseFit | str],
-                 groups: list[tuple[Any, list[int]]], *, REML: bool, ddf: bool) -> "ManyResults":
+                 groups: list[tuple[Any, list[int]]], *, REML: bool, ddf: bool) -> ManyResults:
         """Build the tables from each response's fit (or the reason it failed) and the design it was fitted on."""
         index = pd.Index(names, name="response")
         theta_names = list(dict.fromkeys(n for model, _ in groups for n in model.theta_names))
@@ -154,7 +154,7 @@ class ManyResults:
         order = {n: i for i, n in enumerate(names)}
         fixed = fixed.sort_values("response", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
         fixed["p_adjusted"] = np.nan
-        for term, rows in fixed.groupby("term", sort=False).groups.items():
+        for rows in fixed.groupby("term", sort=False).groups.values():
             fixed.loc[rows, "p_adjusted"] = p_adjust_bh(fixed.loc[rows, "p_value"].to_numpy(dtype=float))
         vc = pd.concat(vc_parts) if vc_parts else pd.DataFrame(index=pd.Index([], name="response"))
         comps = [c for c in vc.columns if c != "Residuals"] + (["Residuals"] if "Residuals" in vc.columns else [])

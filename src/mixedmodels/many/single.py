@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
 from scipy import special
+from scipy.linalg import lapack
 
 from ..inference.ddf import HESSIAN_TOL
 from ..inference.numdiff import _R, _V, D_HESSIAN, _extrapolate, _steps
