@@ -148,16 +148,31 @@ def main() -> None:
           f"{statistics.median(r['feval']):.0f}; ratio lme4 / ours {l4 / ours:.0f}x")
     print(f"    lmerTest lmer + summary (Satterthwaite): {r['lmertest_seconds']:.1f} s -> {lt:.0f} s; ratio lmerTest / ours {lt / ours:.0f}x")
     print(f"    R peak RSS {r['peak_kb'] / 1024:.0f} MiB")
-    worst = {"loglik": 0.0, "estimate": 0.0, "se": 0.0, "df": 0.0}
-    for f in r["fits"]:
-        name = f["response"]
-        ours_fixed = res.fixed[res.fixed["response"] == name]
-        worst["loglik"] = max(worst["loglik"], abs(res.fits.loc[name, "loglik"] - f["loglik"]))
-        for key, col in (("estimate", "estimate"), ("se", "se"), ("df", "df")):
-            a, b = ours_fixed[col].to_numpy(), np.asarray(f[key], dtype=float)
-            worst[key] = max(worst[key], float(np.max(np.abs(a - b) / np.abs(b))))
-    print(f"    agreement on the {r['n']} responses: |logLik| {worst['loglik']:.1e}; relative: estimates {worst['estimate']:.1e}, "
-          f"SEs {worst['se']:.1e}, df {worst['df']:.1e}")
+    ordinary = {name: mm.lmer(f"{name} {FORMULA}", data) for name in sample}
+    print(f"    largest differences on the {r['n']} responses (|logLik|; relative: estimates, SEs, df), non-singular / singular fits:")
+    for label, pairs in (("fit_many vs lmerTest", lambda f, name: (_ours(res, name), f)),
+                         ("mm.lmer  vs lmerTest", lambda f, name: (_lmer(ordinary[name]), f)),
+                         ("fit_many vs mm.lmer ", lambda f, name: (_ours(res, name), _lmer(ordinary[name])))):
+        worst = {False: np.zeros(4), True: np.zeros(4)}
+        for f in r["fits"]:
+            name = f["response"]
+            a, b = pairs(f, name)
+            diff = [abs(a["loglik"] - b["loglik"])] + [
+                float(np.max(np.abs(np.asarray(a[k], float) - np.asarray(b[k], float)) / np.abs(np.asarray(b[k], float))))
+                for k in ("estimate", "se", "df")]
+            key = bool(ordinary[name].singular)
+            worst[key] = np.maximum(worst[key], diff)
+        print(f"      {label}: " + " / ".join(", ".join(f"{v:.1e}" for v in worst[k]) for k in (False, True)))
+
+
+def _ours(res, name: str) -> dict:
+    fixed = res.fixed[res.fixed["response"] == name]
+    return {"loglik": res.fits.loc[name, "loglik"], "estimate": fixed["estimate"], "se": fixed["se"], "df": fixed["df"]}
+
+
+def _lmer(fit) -> dict:
+    table = fit.coef_table()
+    return {"loglik": fit.loglik, "estimate": table["Estimate"], "se": table["Std. Error"], "df": table["df"]}
 
 
 if __name__ == "__main__":
