@@ -72,6 +72,7 @@ _LAZY = {
     "allfit": ("mixedmodels.inference.allfit", "allfit"),
     "power": ("mixedmodels.inference.power", "power"),
     "make_lmer": ("mixedmodels.inference.power", "make_lmer"),
+    "fit_many": ("mixedmodels.many", "fit_many"),
 }
 
 
@@ -190,6 +191,7 @@ __all__ = [
     "allfit",
     "power",
     "make_lmer",
+    "fit_many",
     "datasets",
     "MixedModelsError",
     "FormulaError",

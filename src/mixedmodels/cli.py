@@ -1,8 +1,9 @@
-"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | select | power | datasets``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | select | power | fit-many | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
 ``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
-their formulas unless named); ``rlrt`` the exact restricted LRT.
+their formulas unless named); ``rlrt`` the exact restricted LRT; ``fit-many DATA --formula "~ x + (1 | g)"
+--responses "gene_*"`` one model for many responses (:mod:`mixedmodels.many`).
 
 Errors are reported as one line on standard error with exit code 2 (``--debug`` shows the traceback).
 """
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_select import add_parsers
 
     add_parsers(sub)  # select, power
+
+    from .many.cli import add_parser as add_fit_many
+
+    add_fit_many(sub, _data_options)
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -416,6 +421,12 @@ def _why(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_many(args: argparse.Namespace) -> int:
+    from .many.cli import run
+
+    return run(args, _read)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixedmodels`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -423,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli_select import run_power, run_select
 
         handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans,
-                   "why": _why, "select": run_select, "power": run_power}.get(args.command)
+                   "why": _why, "select": run_select, "power": run_power,
+                   "fit-many": _fit_many}.get(args.command)
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

@@ -289,6 +289,7 @@ def optimize_theta(
     check: bool = True,
     control: OptimizerControl | None = None,
     boundary: Callable[[np.ndarray], np.ndarray] | None = None,
+    derivatives: Callable[..., tuple[np.ndarray, np.ndarray]] = finite_difference_derivatives,
 ) -> tuple[np.ndarray, float, FitRecord]:
     """Run the optimizer, lme4's edge restart, then lme4's singularity and convergence checks.
 
@@ -306,6 +307,9 @@ def optimize_theta(
         Indices of the components of θ on the boundary of the parameter space (a structure's
         correlation at ±1, say); default :func:`singular_components` (components at a lower bound of 0).
         They are left out of the gradient check and make the fit singular.
+    derivatives : callable, optional
+        ``derivatives(fun, theta, value) → (gradient, Hessian)`` for the check; default
+        :func:`finite_difference_derivatives` (``fit_many`` evaluates the same points in one batch).
 
     Returns
     -------
@@ -345,7 +349,7 @@ def optimize_theta(
     n = len(theta)
     if check and ctl.check_conv and n and 2 * n * n <= MAX_CHECK_EVALS:
         value = fun(theta)
-        g, H = finite_difference_derivatives(fun, theta, value)
+        g, H = derivatives(fun, theta, value)
         grad = tuple(float(v) for v in g)
         interior = np.setdiff1d(np.arange(n), boundary(theta))
         extra, worst = convergence_warnings(g, H, interior)
