@@ -406,6 +406,7 @@ def build_design(
     weights: Any = None,
     offset: Any = None,
     extra_columns: tuple[str, ...] = (),
+    known_groups: frozenset[str] = frozenset(),
 ) -> Design:
     """Evaluate ``formula`` on ``data``.
 
@@ -427,6 +428,9 @@ def build_design(
     extra_columns : tuple of str
         Columns the model needs besides the formula's (a residual structure's time, subject, group):
         kept in the frame, and rows missing them dropped.
+    known_groups : frozenset of str
+        Grouping factors that will be given a known covariance (:mod:`mixedmodels.genetics`): their terms may
+        have as many levels as observations (one record per individual).
 
     Returns
     -------
@@ -544,13 +548,14 @@ def build_design(
         refs, levels = grouping_factor(frame, spec.group)
         if len(levels) < 2:
             raise ModelError(f"grouping factor {spec.group_label!r} must have more than one level (it has {len(levels)})")
-        if len(levels) >= n:
+        known = spec.group_label in known_groups
+        if len(levels) >= n and not known:
             raise ModelError(
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
                 f"the number of observations ({n})"
             )
         term_label = spec.label
-        if len(levels) * z.shape[1] >= n:
+        if len(levels) * z.shape[1] >= n and not known:
             raise ModelError(
                 f"number of observations (={n}) <= number of random effects (={len(levels) * z.shape[1]}) for term "
                 f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"
