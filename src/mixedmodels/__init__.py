@@ -63,6 +63,8 @@ _LAZY = {
     "bootstrap_lrt": ("mixedmodels.inference.compare", "bootstrap_lrt"),
     "LinearModelResults": ("mixedmodels.linear", "LinearModelResults"),
     "load": ("mixedmodels.persist", "load"),
+    "gwas": ("mixedmodels.genetics.gwas", "gwas"),
+    "genetics": ("mixedmodels.genetics", None),
 }
 
 
@@ -72,7 +74,8 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        loaded = importlib.import_module(module)
+        return loaded if attr is None else getattr(loaded, attr)
     raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
 
 
@@ -167,6 +170,8 @@ __all__ = [
     "compare",
     "bootstrap_lrt",
     "load",
+    "gwas",
+    "genetics",
     "datasets",
     "MixedModelsError",
     "FormulaError",

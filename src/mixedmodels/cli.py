@@ -1,8 +1,9 @@
-"""Command line: ``mixedmodels fit | anova | compare | rlrt | datasets``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | gwas | grm | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
 ``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
-their formulas unless named); ``rlrt`` the exact restricted LRT.
+their formulas unless named); ``rlrt`` the exact restricted LRT; ``gwas`` and ``grm`` (:mod:`.genetics.cli`) a
+genome-wide association scan and a genomic relationship matrix from PLINK genotypes.
 
 Errors are reported as one line on standard error with exit code 2 (``--debug`` shows the traceback).
 """
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--ddf", default="satterthwaite", choices=["satterthwaite", "kenward-roger", "kenward-roger-linear", "none"], help="denominator df method")
     rep.add_argument("--profile", action="store_true", help="add profile-likelihood intervals and zeta plots")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    from .genetics.cli import add_parsers
+
+    add_parsers(sub)
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -345,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans}.get(args.command)
+        if args.command in ("gwas", "grm"):
+            from .genetics import cli as genetics_cli
+
+            handler = genetics_cli.run_gwas if args.command == "gwas" else genetics_cli.run_grm
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

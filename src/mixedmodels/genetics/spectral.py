@@ -137,8 +137,8 @@ class SpectralPath:
             best_theta, best = cand, value
         warnings: tuple[str, ...] = ("boundary (singular) fit: see help('isSingular')",) if best_theta < SINGULAR_TOL else ()
         if k == THETA_GRID.size - 1:
-            warnings += (f"the criterion decreases up to theta = {best_theta:.3g}: the residual variance is "
-                         "(nearly) 0 relative to the known-covariance term",)
+            warnings += ((f"the criterion decreases up to theta = {best_theta:.3g}: the residual variance is "
+                          "(nearly) 0 relative to the known-covariance term"),)
         record = FitRecord(
             optimizer=OPTIMIZER, evaluations=evals, seconds=time.perf_counter() - t0, return_code=1,
             message="converged", theta_start=tuple(float(v) for v in x0), warnings=warnings,
