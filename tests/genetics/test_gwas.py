@@ -202,3 +202,36 @@ def test_kinship_object_for_the_scan() -> None:
     partial = Kinship(K.ids[:-1], matrix=K.matrix[:-1, :-1])
     with pytest.raises(DataError, match="not in the relationship matrix: 'fam100_5'"):
         gwas(DATA / "sim", DATA / "sim.pheno", kinship=partial)
+
+
+def test_lambda_search_takes_the_best_maximum_or_end() -> None:
+    """GEMMA's CalcLambda on known curves: two maxima (the higher one wins), a rising curve (the upper end), and a
+    maximum lower than an end."""
+    from mixedmodels.genetics.scan import lambda_grid, search_lambda
+
+    curves = [
+        lambda t: -((t - 0.5) ** 2) * ((t - 6.0) ** 2) / 40 + 0.02 * t,  # maxima near t = 0.5 and t = 6
+        lambda t: 0.3 * t,  # increasing: λ = 1e5
+        lambda t: -np.cos(t) - 0.25 * t,  # maxima at t ≈ π − 0.25…; the lower end is higher still
+    ]
+    t_grid = np.log(lambda_grid())
+    h = 1e-5
+
+    def slope(f, t):
+        return (f(t + h) - f(t - h)) / (2 * h)
+
+    g = np.column_stack([slope(f, t_grid) for f in curves])
+    ll = np.column_stack([f(t_grid) for f in curves])
+
+    def evaluate(problems, lam):
+        t = np.log(lam)
+        gs = np.array([slope(curves[j], ti) for j, ti in zip(problems, t)])
+        dg = np.array([(slope(curves[j], ti + 1e-4) - slope(curves[j], ti - 1e-4)) / 2e-4 for j, ti in zip(problems, t)])
+        return gs, dg, np.array([curves[j](ti) for j, ti in zip(problems, t)])
+
+    lam, val = search_lambda(g, ll, evaluate)
+    fine = np.linspace(t_grid[0], t_grid[-1], 200001)
+    for j, f in enumerate(curves):
+        best = fine[np.argmax(f(fine))]
+        assert np.log(lam[j]) == pytest.approx(best, abs=1e-3)
+        assert val[j] == pytest.approx(f(fine).max(), abs=1e-6)

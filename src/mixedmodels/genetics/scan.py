@@ -20,8 +20,9 @@ and their derivatives in ``t = log λ`` (using ``∂P/∂λ = −(P − P²)/λ`
     ∂g_R/∂t = ½ (tr P² − tr P − df D),   ∂g_L/∂t = ½ (Σh² − Σh − n D),   D = (a_2(a_1 − a_2) − 2a_1(a_2 − a_3))/a_1²
 
 λ is searched as GEMMA's CalcLambda: its sign changes on 11 points from 10⁻⁵ to 10⁵ (10 regions), a root of
-``g`` in each region where it falls through 0 (a safeguarded Newton iteration in ``t``, to 1e-10), and the
-best of those maxima and the two ends. Tests (GEMMA's ``-lmm 1``…``-lmm 4``): Wald ``F = β̂²/se²``,
+``g`` in each region where it falls through 0 (a safeguarded Newton iteration in ``t``), and the
+best of those maxima and the two ends (Newton's iteration starts at the null model's λ where it can and stops
+after a step below 1e-5, leaving an error of about 1e-10). Tests (GEMMA's ``-lmm 1``…``-lmm 4``): Wald ``F = β̂²/se²``,
 ``se² = a_1/df (M_1⁻¹)_xx`` on (1, n − c − 1) df at the REML λ; likelihood ratio ``2(ℓ(λ̂_ML) − ℓ₀)`` on χ²₁;
 score ``F = n P_xy²/(P_yy P_xx)`` on (1, n − c − 1) df at the null model's ML λ (projections on ``W``).
 """
@@ -32,13 +33,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy.special import chdtrc, fdtrc
 
 #: GEMMA's search range and regions for λ, and its zero threshold for eigenvalues.
 L_MIN, L_MAX, N_REGION = 1e-5, 1e5, 10
 EIGEN_ZERO = 1e-10
-#: Newton iterations and their tolerance on log λ.
-MAX_NEWTON, NEWTON_TOL = 60, 1e-10
+#: Newton iterations; a Newton step below ``NEWTON_STEP`` in log λ ends the iteration (the error after it is of
+#: the order of its square), a bracket narrower than ``BRACKET_TOL`` too.
+MAX_NEWTON, NEWTON_STEP, BRACKET_TOL = 60, 1e-5, 1e-10
 _LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -59,21 +61,25 @@ class Criteria:
     beta: np.ndarray
     minv: np.ndarray
     a1: np.ndarray
-    a2: np.ndarray
+    a2: np.ndarray | None
     a3: np.ndarray | None
-    trp: np.ndarray
+    trp: np.ndarray | None
     trpp: np.ndarray | None
     logdet_m: np.ndarray
 
 
 def criteria(mo: Moments, p: int) -> Criteria:
     """``β̂, M_1⁻¹, a_1, a_2, a_3, tr P, tr P², log|M_1|`` from :class:`Moments` with ``p`` fixed columns."""
-    A1, A2 = mo.A[0], mo.A[1]
+    A1 = mo.A[0]
     M1, b1, y1 = A1[:, :p, :p], A1[:, :p, p], A1[:, p, p]
-    M2, b2, y2 = A2[:, :p, :p], A2[:, :p, p], A2[:, p, p]
     minv = np.linalg.inv(M1)
     beta = np.einsum("mij,mj->mi", minv, b1)
     a1 = y1 - np.einsum("mi,mi->m", b1, beta)
+    logdet_m = np.linalg.slogdet(M1)[1]
+    if len(mo.A) == 1:  # first moments only: β̂, a_1 and the likelihoods
+        return Criteria(beta=beta, minv=minv, a1=a1, a2=None, a3=None, trp=None, trpp=None, logdet_m=logdet_m)
+    A2 = mo.A[1]
+    M2, b2, y2 = A2[:, :p, :p], A2[:, :p, p], A2[:, p, p]
     M2b = np.einsum("mij,mj->mi", M2, beta)
     a2 = y2 - 2.0 * np.einsum("mi,mi->m", beta, b2) + np.einsum("mi,mi->m", beta, M2b)
     T2 = minv @ M2
@@ -86,7 +92,6 @@ def criteria(mo: Moments, p: int) -> Criteria:
         a3 = (y3 - 2.0 * np.einsum("mi,mi->m", beta, b3) + np.einsum("mi,mij,mj->m", beta, M3, beta)
               - np.einsum("mi,mij,mj->m", v, minv, v))
         trpp = mo.sums[1] - 2.0 * np.trace(minv @ M3, axis1=1, axis2=2) + np.einsum("mij,mji->m", T2, T2)
-    logdet_m = np.linalg.slogdet(M1)[1]
     return Criteria(beta=beta, minv=minv, a1=a1, a2=a2, a3=a3, trp=trp, trpp=trpp, logdet_m=logdet_m)
 
 
@@ -259,7 +264,7 @@ def search_lambda(
         new = np.where(g == 0, t[active], np.where(bad, 0.5 * (lo[active] + hi[active]), step))
         moved = np.abs(new - t[active])
         t[active] = new
-        done = (moved < NEWTON_TOL) | (g == 0) | (hi[active] - lo[active] < NEWTON_TOL)
+        done = (~bad & (moved < NEWTON_STEP)) | (g == 0) | (hi[active] - lo[active] < BRACKET_TOL)
         active = active[~done]
     if active.size:  # out of iterations: the last point's value
         g, dg, ll = evaluate(prob[active], np.exp(t[active]))
@@ -281,9 +286,9 @@ def search_lambda(
 
 def f_sf(F: np.ndarray, df: int) -> np.ndarray:
     """``P(F(1, df) > F)``."""
-    return stats.f.sf(F, 1, df)
+    return fdtrc(1, df, F)
 
 
 def chi2_sf(x: np.ndarray) -> np.ndarray:
     """``P(χ²₁ > x)``."""
-    return stats.chi2.sf(np.maximum(x, 0.0), 1)
+    return chdtrc(1, np.maximum(x, 0.0))
