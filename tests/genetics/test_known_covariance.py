@@ -81,6 +81,25 @@ def test_criterion_equals_dense_brute_force(seed: int, formula: str) -> None:
         _dense_check(model, K, theta, None)
 
 
+def test_two_known_covariances_on_two_factors() -> None:
+    data, K = _data(18)
+    rng = np.random.default_rng(18)
+    fams = sorted(data["fam"].unique())
+    B = rng.standard_normal((len(fams), 3))
+    Kf = pd.DataFrame(B @ B.T + 0.1 * np.eye(len(fams)), index=fams, columns=fams)
+    model = LinearMixedModel.from_formula("y ~ x + (1 | id) + (1 | fam)", data, covariance={"id": K, "fam": Kf})
+    assert [t.rotated for t in model.terms] == [True, True]
+    d = model.design
+    Zs = [_indicator(t).toarray() for t in model.terms]
+    rels = [K.loc[list(model.terms[0].levels), list(model.terms[0].levels)].to_numpy(),
+            Kf.loc[list(model.terms[1].levels), list(model.terms[1].levels)].to_numpy()]
+    for theta in (np.array([0.7, 0.4]), np.array([1.5, 0.0])):
+        G = sla.block_diag(theta[0] ** 2 * rels[0], theta[1] ** 2 * rels[1])
+        for reml in (True, False):
+            want = profiled_dense_criterion(d.y, d.X, Z=np.hstack(Zs), G=G, reml=reml)[0]
+            assert model.criterion_at(theta, reml=reml) == pytest.approx(want, rel=1e-10)
+
+
 def test_criterion_with_prior_weights_and_one_record_per_id() -> None:
     data, K = _data(4, records=(1, 1), weights=True)
     model = LinearMixedModel.from_formula("y ~ x + (1 | id)", data, weights="w", covariance={"id": K})

@@ -102,6 +102,18 @@ def _method(method: str) -> str:
     return key
 
 
+def scaled_genotypes(source, snps: np.ndarray, method: str, qc: SnpFilter, chunk: int = CHUNK) -> np.ndarray:
+    """The centred (or standardised) genotypes ``x̃_j`` of the SNPs ``snps`` that pass ``qc``, ``n × m``: the factor
+    ``F`` of ``K = F F'/m`` (meant for fewer SNPs than individuals)."""
+    blocks = []
+    for a in range(0, snps.size, chunk):
+        X = source.read(snps[a : a + chunk])
+        summary = summarise(X, qc)
+        if summary.keep.any():
+            blocks.append(scaled_block(X[:, summary.keep], summary.mean[summary.keep], method))
+    return np.hstack(blocks) if blocks else np.zeros((source.n_samples, 0))
+
+
 def relationship_sum(source, snps: np.ndarray, method: str, qc: SnpFilter, chunk: int = CHUNK) -> tuple[np.ndarray, int]:
     """``S = Σ_j x̃_j x̃_j'`` over the SNPs ``snps`` that pass ``qc``, and how many did (module docstring)."""
     n = source.n_samples
@@ -139,6 +151,7 @@ def grm(
     exclude_chromosomes: Iterable[str] = (),
     ids: Iterable[object] | None = None,
     chunk_size: int = CHUNK,
+    factor: bool = False,
 ) -> Kinship:
     """A genomic relationship matrix (module docstring).
 
@@ -156,6 +169,9 @@ def grm(
         Individual ids of an array (default 0, 1, …); a fileset's are its IIDs.
     chunk_size : int
         SNPs read at a time.
+    factor : bool
+        Keep the scaled genotypes ``F`` (``K = FF'``) instead of forming ``K``: with fewer SNPs than
+        individuals a fit decomposes ``K`` by a thin SVD of ``F`` (FaST-LMM's low-rank case).
 
     Returns
     -------
@@ -166,6 +182,11 @@ def grm(
     key = _method(method)
     drop = {str(c) for c in exclude_chromosomes}
     snps = np.flatnonzero(~np.isin(source.chromosome.astype(str), list(drop)))
+    if factor:
+        F = scaled_genotypes(source, snps, key, SnpFilter(maf, miss), chunk_size)
+        if F.shape[1] == 0:
+            raise DataError("no SNP passes the filters (maf, miss, polymorphic): the GRM is undefined")
+        return Kinship(_ids(source), factor=F / np.sqrt(F.shape[1]), n_snps=F.shape[1])
     S, used = relationship_sum(source, snps, key, SnpFilter(maf, miss), chunk_size)
     if used == 0:
         raise DataError("no SNP passes the filters (maf, miss, polymorphic): the GRM is undefined")
