@@ -73,6 +73,8 @@ _LAZY = {
     "power": ("mixedmodels.inference.power", "power"),
     "make_lmer": ("mixedmodels.inference.power", "make_lmer"),
     "fit_many": ("mixedmodels.many", "fit_many"),
+    "gwas": ("mixedmodels.genetics.gwas", "gwas"),
+    "genetics": ("mixedmodels.genetics", None),
 }
 
 
@@ -82,7 +84,8 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        loaded = importlib.import_module(module)
+        return loaded if attr is None else getattr(loaded, attr)
     raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
 
 
@@ -100,6 +103,7 @@ def lmer(
     offset: str | Sequence[float] | None = None,
     residual: str | None = None,
     variance: str | None = None,
+    covariance: dict | None = None,
     data_name: str | None = None,
 ) -> LinearMixedModelResults:
     """Fit a linear mixed model, as lme4's ``lmer(formula, data, REML = TRUE, control, start, contrasts, na.action)``.
@@ -141,6 +145,10 @@ def lmer(
     variance : str, optional
         A variance function: ``"ident(arm)"`` (a residual SD per level), ``"power(x)"`` (SD ∝ |x|^δ) or
         ``"exp(x)"`` (SD ∝ exp(δx)), as nlme's varIdent, varPower and varExp of a covariate.
+    covariance : dict, optional
+        Known covariances of random effects, ``{"id": K}``: the effects of ``(1 | id)`` are ``N(0, σ²_g K)``
+        with ``K`` a relationship matrix (kinship, GRM) given as a DataFrame labelled by id on both axes, a
+        pair ``(matrix, ids)`` or a :class:`mixedmodels.genetics.Kinship` (see :mod:`mixedmodels.genetics`).
     data_name : str, optional
         Name shown in the summary.
 
@@ -160,7 +168,7 @@ def lmer(
     ctl = OptimizerControl.make(control, optimizer)
     model = LinearMixedModel.from_formula(
         formula, data, reml=REML, data_name=data_name, contrasts=contrasts, na_action=na_action, control=ctl,
-        weights=weights, offset=offset, residual=residual, variance=variance,
+        weights=weights, offset=offset, residual=residual, variance=variance, covariance=covariance,
     )
     if isinstance(start, dict):
         unknown = set(start) - {"theta"}
@@ -192,6 +200,8 @@ __all__ = [
     "power",
     "make_lmer",
     "fit_many",
+    "gwas",
+    "genetics",
     "datasets",
     "MixedModelsError",
     "FormulaError",

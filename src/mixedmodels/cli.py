@@ -1,9 +1,11 @@
-"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | select | power | fit-many | datasets``.
+"""Command line: ``mixedmodels fit | anova | compare | rlrt | emmeans | report | why | select | power | fit-many |
+gwas | grm | datasets``.
 
 ``fit DATA --formula F [--ml] [--json] [--ddf M] [--ci M]``; ``anova`` prints the Type III table;
 ``compare DATA --formula F0 --formula F1 … [--name N0 --name N1 …]`` tests nested models (named by
 their formulas unless named); ``rlrt`` the exact restricted LRT; ``fit-many DATA --formula "~ x + (1 | g)"
---responses "gene_*"`` one model for many responses (:mod:`mixedmodels.many`).
+--responses "gene_*"`` one model for many responses (:mod:`mixedmodels.many`); ``gwas`` and ``grm``
+(:mod:`.genetics.cli`) a genome-wide association scan and a genomic relationship matrix from PLINK genotypes.
 
 Errors are reported as one line on standard error with exit code 2 (``--debug`` shows the traceback).
 """
@@ -129,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .many.cli import add_parser as add_fit_many
 
     add_fit_many(sub, _data_options)
+
+    from .genetics.cli import add_parsers as add_genetics
+
+    add_genetics(sub)  # gwas, grm
 
     data = sub.add_parser("datasets", help="list the bundled datasets")
     data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -436,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"fit": _fit, "anova": _anova, "compare": _compare, "rlrt": _rlrt, "report": _report, "emmeans": _emmeans,
                    "why": _why, "select": run_select, "power": run_power,
                    "fit-many": _fit_many}.get(args.command)
+        if args.command in ("gwas", "grm"):
+            from .genetics import cli as genetics_cli
+
+            handler = genetics_cli.run_gwas if args.command == "gwas" else genetics_cli.run_grm
         if handler is not None:
             return handler(args)
         from .datasets import list_datasets

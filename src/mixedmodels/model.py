@@ -70,6 +70,8 @@ class LinearMixedModel:
             raise ModelError(f"na_action must be 'omit' or 'exclude', got {na_action!r}")
         if not design.terms and residual is None and variance is None:
             raise ModelError("the formula has no random-effects terms such as (1 | g); fit a linear model instead")
+        if any(t.rotated for t in design.terms) and (residual is not None or variance is not None):
+            raise ModelError("a known covariance (covariance=) cannot be combined with a residual structure or variance function")
         n, p = design.X.shape
         if reml and n <= p:
             raise ModelError(f"REML needs more observations ({n}) than fixed effects ({p})")
@@ -97,15 +99,27 @@ class LinearMixedModel:
         offset: object = None,
         residual: object = None,
         variance: object = None,
+        covariance: object = None,
     ) -> "LinearMixedModel":
         """Build a model from an lme4-style formula and a DataFrame (``contrasts``: coding per factor;
-        ``weights``, ``offset``: column names or vectors, as lme4's; ``residual``: a residual structure)."""
+        ``weights``, ``offset``: column names or vectors, as lme4's; ``residual``: a residual structure;
+        ``covariance``: known covariances ``{grouping factor: K}``, :mod:`.genetics`)."""
         spec = parse_residual(residual) if isinstance(residual, str) else residual
         vspec = parse_variance(variance) if isinstance(variance, str) else variance
         extra = (spec.columns if spec is not None else ()) + ((vspec.column,) if vspec is not None and vspec.column else ())
+        known = frozenset()
+        if covariance is not None:
+            from .genetics.terms import known_groups
+
+            known = known_groups(covariance)
         design = build_design(
             formula, data, warn=True, contrasts=contrasts, weights=weights, offset=offset, extra_columns=extra,
+            known_groups=known,
         )
+        if known:
+            from .genetics.terms import bind_known_covariances
+
+            design = bind_known_covariances(design, covariance)
         return cls(
             design, reml=reml, data_name=data_name, na_action=na_action, control=control, residual=spec, variance=vspec
         )
@@ -396,6 +410,9 @@ class LinearMixedModel:
             with blas_policy():
                 theta, record = self._unstructured_marginal.fit(x0, check=check_convergence and self.control.check_conv)
             value = self.criterion_at(theta)
+        elif self._spectral is not None:
+            with blas_policy():
+                theta, value, record = self._spectral.fit(x0)
         else:
             with blas_policy():
                 theta, value, record = optimize_theta(
@@ -425,6 +442,16 @@ class LinearMixedModel:
                 or self.control.optimizer != "bobyqa"):
             return None
         return UnstructuredMarginal(w, self.nobs, self.design.X.shape[1], self.reml, self.logdet_r)
+
+    @cached_property
+    def _spectral(self):
+        """The FaST-LMM path (:mod:`.genetics.spectral`: one known-covariance term, one record per level, iid
+        residuals), else None."""
+        if not any(t.rotated for t in self.terms):
+            return None
+        from .genetics.spectral import spectral_path
+
+        return spectral_path(self)
 
     def _degenerate_fit(self, x0: np.ndarray) -> tuple[np.ndarray, float, FitRecord]:
         """The fit of a response the fixed effects reproduce exactly: every θ gives a criterion of −∞ and a

@@ -9,7 +9,8 @@ of a fresh fit works after loading: ``summary()``, ``predict()``, ``ranef()``, t
 File layout (``format = "mixedmodels-fit"``, ``version = 1``; a name ending ``.gz`` is gzipped)::
 
     {"format": "mixedmodels-fit", "version": 1, "package_version": "...",
-     "model": {"formula", "reml", "data_name", "na_action", "contrasts", "control"},
+     "model": {"formula", "reml", "data_name", "na_action", "contrasts", "control",
+               "covariance": known covariances K (genetics.persist), or null},
      "fit": {"theta": [...], "objective": ..., "fit_record": {...}},
      "data": {"nrows", "row_index": [...], "data_index": [...] (na_action "exclude" only), "n_dropped", "messages": [...],
               "columns": [{"name", "kind": "float"|"int"|"bool"|"string"|"category",
@@ -31,6 +32,7 @@ import pandas as pd
 from .exceptions import DataError
 from .covariance.residual_spec import parse_residual
 from .covariance.variance import parse_variance
+from .genetics.persist import covariance_from_json, covariance_to_json
 from .optimize import FitRecord, OptimizerControl
 
 if TYPE_CHECKING:
@@ -113,6 +115,7 @@ def to_json_dict(result: "LinearMixedModelResults") -> dict[str, Any]:
                 if result.model.variance is not None and result.model.variance.spec.of_fitted else None
             ),
             "has_weights": result.design.weights is not None,
+            "covariance": covariance_to_json(result),
         },
         "fit": {"theta": [float(v) for v in result.theta], "objective": float(result.objective), "fit_record": rec},
         "data": {
@@ -175,10 +178,15 @@ def from_json_dict(doc: dict[str, Any]) -> "LinearMixedModelResults":
         spec_columns = (parse_residual(residual).columns if residual else ()) + (
             (parse_variance(variance).column,) if variance and parse_variance(variance).column else ()
         )
+        covariance = covariance_from_json(model_doc.get("covariance"))
         design = build_design(
             model_doc["formula"], frame, warn=False, contrasts=contrasts, weights=weights, offset=offset,
-            extra_columns=spec_columns,
+            extra_columns=spec_columns, known_groups=frozenset(covariance or ()),
         )
+        if covariance:
+            from .genetics.terms import bind_known_covariances
+
+            design = bind_known_covariances(design, covariance)
         design = dataclasses.replace(
             design,
             n_dropped=int(data_doc.get("n_dropped", 0)),

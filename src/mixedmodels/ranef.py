@@ -55,7 +55,7 @@ class RandomEffectsReads:
         out, start = [], 0
         for t, lam in zip(self.terms, self.lambdas):
             u = self._u[start : start + t.q].reshape(t.nlevels, t.p)
-            out.append(u @ lam.T)
+            out.append(t.effects(u, lam))
             start += t.q
         return out
 
@@ -74,10 +74,7 @@ class RandomEffectsReads:
                 c1 = min(t.q, c0 + chunk)
                 nl = (c1 - c0) // t.p
                 E = np.zeros((q, c1 - c0))
-                # columns of Λ' for these levels: rows of the term's block hold λ'
-                for a in range(t.p):
-                    for c in range(t.p):
-                        E[start + c0 + a + t.p * np.arange(nl), c + t.p * np.arange(nl)] = lam[c, a]
+                E[start : start + t.q] = t.lambda_t_columns(lam, c0, c1)  # columns of Λ' for these levels
                 if dense is not None:
                     W = sla.solve_triangular(dense, E, lower=True, check_finite=False)
                 else:

@@ -412,7 +412,7 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         if include_random:
             for t, lam in zip(self.terms, self.lambdas):
                 u = rng.standard_normal((nsim, t.nlevels, t.p))
-                b = self.sigma * (u @ lam.T)  # (nsim, levels, p)
+                b = self.sigma * t.effects(u, lam)  # (nsim, levels, p)
                 out += np.einsum("np,snp->ns", t.z, b[:, t.refs, :])
         noise = self.sigma * rng.standard_normal((n, nsim))
         w = self.model.whitening
@@ -555,6 +555,12 @@ class LinearMixedModelResults(ResultsAccessors, RandomEffectsReads):
         from .inference.partition import r2
 
         return r2(self, **kwargs)
+
+    def heritability(self, ci: str | None = None, level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """h² of each known-covariance term with its SE and ``ci="profile"`` or ``"boot"`` intervals (``genetics.heritability``)."""
+        from .genetics.heritability import heritability
+
+        return heritability(self, ci, level, **kwargs)
 
     @engine_threads
     def implied_covariance(self, **kwargs: Any):

@@ -9,7 +9,7 @@ its covariance structure (:mod:`.covariance.random`; lme4's unstructured λ by d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,9 @@ class RandomEffectsTerm:
     cnames: tuple[str, ...]
     spec: Any = field(repr=False)
     structure: RandomCovariance | None = field(default=None, repr=False)
+
+    #: The engine sees ``Z L`` for a known covariance ``K = L L'`` (:mod:`mixedmodels.genetics.terms`).
+    rotated: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.structure is None:  # lme4's unstructured covariance
@@ -91,6 +94,27 @@ class RandomEffectsTerm:
     def lambda_matrix(self, theta: np.ndarray) -> np.ndarray:
         """The ``p × p`` lower-triangular factor λ for this term's slice of θ."""
         return self.structure.lam(theta)
+
+    def effects(self, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """Random effects ``b = Λu`` by level, ``(…, nlevels, p)``, from spherical ``u`` of the same shape."""
+        return u @ lam.T
+
+    def lambda_t_columns(self, lam: np.ndarray, c0: int, c1: int) -> np.ndarray:
+        """Columns ``c0:c1`` (whole levels) of the term's ``Λ'``, ``q × (c1 − c0)``."""
+        p, nl = self.p, (c1 - c0) // self.p
+        E = np.zeros((self.q, c1 - c0))
+        for a in range(p):
+            for c in range(p):
+                E[c0 + a + p * np.arange(nl), c + p * np.arange(nl)] = lam[c, a]
+        return E
+
+    def relationship_diagonal(self) -> np.ndarray:
+        """How each level's effects scale ``σ²λλ'`` (1: levels are independent and alike)."""
+        return np.ones(self.nlevels)
+
+    def relationship(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Relationship between levels ``a`` and ``b`` (1 for the same level, else 0), ``len(a) × len(b)``."""
+        return (np.asarray(a)[:, None] == np.asarray(b)[None, :]).astype(float)
 
 
 def boundary_components(terms: tuple[RandomEffectsTerm, ...], theta: np.ndarray) -> np.ndarray:

@@ -3,6 +3,9 @@
 Every block is a sum over rows, so cross-products of row partitions can be added
 (:meth:`CrossProducts.__add__`) — the seam for fitting data split across machines.
 
+A term with a known covariance ``K = L L'`` (:mod:`mixedmodels.genetics.terms`) enters as ``Z L``: its
+blocks are those of ``Z`` multiplied by ``L`` (dense), and its own block ``L'Z'ZL`` is diagonal.
+
 Blocks (``r = p_X + 1``; ``k > j``):
 
 * ``diag[k]``  ``Z_k'Z_k`` — block diagonal, stored as ``(l_k, p_k, p_k)``;
@@ -25,7 +28,14 @@ DENSE_FILL = 0.25
 
 
 def z_matrix(term: RandomEffectsTerm) -> sp.csr_matrix:
-    """The sparse ``n × q`` model matrix of one term (level-major column order)."""
+    """The sparse ``n × q`` model matrix of one term (level-major column order), as the engine sees it
+    (``Z L`` for a known covariance ``K = L L'``)."""
+    if term.rotated:
+        return sp.csr_matrix(term.engine_z())
+    return _indicator(term)
+
+
+def _indicator(term: RandomEffectsTerm) -> sp.csr_matrix:
     n, p = term.z.shape
     cols = (term.refs[:, None] * p + np.arange(p)[None, :]).reshape(-1)
     indptr = np.arange(0, n * p + 1, p)
@@ -46,7 +56,7 @@ class CrossProducts:
     def from_arrays(cls, terms: tuple[RandomEffectsTerm, ...], X: np.ndarray, y: np.ndarray) -> "CrossProducts":
         """Compute all blocks from the design of a model."""
         XY = np.column_stack([X, y])
-        Zs = [z_matrix(t) for t in terms]
+        Zs = [_indicator(t) for t in terms]
         diag = []
         for t in terms:
             a = np.empty((t.nlevels, t.p, t.p))
@@ -63,8 +73,15 @@ class CrossProducts:
                 if block.nnz > DENSE_FILL * block.shape[0] * block.shape[1]:
                     block = block.toarray()
                 off[k, j] = block
-        zx = tuple(np.ascontiguousarray((Z.T @ XY).T) for Z in Zs)
-        return cls(diag=tuple(diag), off=off, zx=zx, xx=XY.T @ XY, n=len(y))
+        zx = [np.ascontiguousarray((Z.T @ XY).T) for Z in Zs]
+        for k, t in enumerate(terms):
+            if t.rotated:  # Z L: L' Z'Z L is diagonal by the choice of L; the other blocks are dense
+                diag[k] = t.gram.reshape(t.q, 1, 1)
+                zx[k] = t.rotate_right(zx[k])
+                for a, b in [key for key in off if k in key]:
+                    block = off[a, b].toarray() if sp.issparse(off[a, b]) else off[a, b]
+                    off[a, b] = t.rotate_right(block.T).T if a == k else t.rotate_right(block)
+        return cls(diag=tuple(diag), off=off, zx=tuple(zx), xx=XY.T @ XY, n=len(y))
 
     def with_response(self, terms: tuple[RandomEffectsTerm, ...], X: np.ndarray, y: np.ndarray) -> "CrossProducts":
         """The same cross-products with a new response: only ``y'Z``, ``y'X`` and ``y'y`` are recomputed.
@@ -78,7 +95,7 @@ class CrossProducts:
             yz = np.empty((t.nlevels, t.p))
             for i in range(t.p):
                 yz[:, i] = np.bincount(t.refs, t.z[:, i] * y, minlength=t.nlevels)
-            new[-1] = yz.reshape(-1)
+            new[-1] = t.rotate_right(yz.reshape(-1)) if t.rotated else yz.reshape(-1)
             zx.append(new)
         xx = self.xx.copy()
         xy = X.T @ y

@@ -411,6 +411,7 @@ def build_design(
     offset: Any = None,
     extra_columns: tuple[str, ...] = (),
     allow_n: bool = False,
+    known_groups: frozenset[str] = frozenset(),
 ) -> Design:
     """Evaluate ``formula`` on ``data``.
 
@@ -436,6 +437,9 @@ def build_design(
         Allow as many levels (and random effects) as observations: an observation-level random effect,
         which a GLMM can estimate (lme4's ``allow.n = TRUE`` in ``glFormula``); a linear mixed model cannot
         separate it from the residual.
+    known_groups : frozenset of str
+        Grouping factors that will be given a known covariance (:mod:`mixedmodels.genetics`): their terms may
+        have as many levels as observations (one record per individual).
 
     Returns
     -------
@@ -553,13 +557,14 @@ def build_design(
         refs, levels = grouping_factor(frame, spec.group)
         if len(levels) < 2:
             raise ModelError(f"grouping factor {spec.group_label!r} must have more than one level (it has {len(levels)})")
-        if len(levels) > n or (len(levels) == n and not allow_n):
+        known = spec.group_label in known_groups
+        if not known and (len(levels) > n or (len(levels) == n and not allow_n)):
             raise ModelError(
                 f"number of levels of grouping factor {spec.group_label!r} ({len(levels)}) must be less than "
                 f"{'or equal to ' if allow_n else ''}the number of observations ({n})"
             )
         term_label = spec.label
-        if len(levels) * z.shape[1] > n or (len(levels) * z.shape[1] == n and not allow_n):
+        if not known and (len(levels) * z.shape[1] > n or (len(levels) * z.shape[1] == n and not allow_n)):
             raise ModelError(
                 f"number of observations (={n}) {'<' if allow_n else '<='} number of random effects (={len(levels) * z.shape[1]}) for term "
                 f"{term_label}; the random-effects parameters and the residual variance are probably unidentifiable"

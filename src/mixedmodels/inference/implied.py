@@ -83,6 +83,9 @@ def implied_covariance(
         n = len(frame)
         if n == 0:
             raise DataError("newdata has no rows")
+        if any(t.rotated for t in terms):
+            raise ModelError("implied_covariance(newdata=...) has no relationship of new rows to a known covariance K; "
+                             "use group= and level=")
         V = sigma2 * np.eye(n)
         for t, G in zip(terms, covs):
             try:
@@ -123,8 +126,7 @@ def implied_covariance(
     V = _residual_block(result, rows)
     for t, G in zip(terms, covs):
         z = t.z[rows]
-        same = t.refs[rows][:, None] == t.refs[rows][None, :]
-        V += same * (z @ G @ z.T)
+        V += t.relationship(t.refs[rows], t.refs[rows]) * (z @ G @ z.T)
     design = result.design
     if label is not None:
         if design.frame is None or label not in design.frame.columns:

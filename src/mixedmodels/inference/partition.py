@@ -44,7 +44,7 @@ def variance_components(result: "LinearMixedModelResults") -> dict[str, Any]:
     random: dict[str, float] = {}
     for name, t, cov in zip(_group_names(result), result.terms, result.covariances):
         G = cov.to_numpy()
-        random[name] = float(np.mean(np.einsum("ni,ij,nj->n", t.z, G, t.z)))
+        random[name] = float(np.mean(np.einsum("ni,ij,nj->n", t.z, G, t.z) * t.relationship_diagonal()[t.refs]))
     return {"fixed": fixed, "random": random, "residual": float(result.sigma**2)}
 
 
