@@ -36,15 +36,13 @@ from scipy.sparse.csgraph import connected_components
 from ..covariance import kr_parameters as sas
 from ..exceptions import ModelError
 from .ddf import KenwardRoger
-from .kr_residual import adjusted_covariance
+from .kr_residual import adjusted_covariance, covariance_in_gamma, first_derivatives, second_derivatives
 
 if TYPE_CHECKING:
     from ..results import LinearMixedModelResults
 
 #: Largest cluster (rows sharing random-effects levels or subjects) the dense computation accepts.
 MAX_CLUSTER = 3000
-#: Relative step of the central differences.
-STEP = 1e-5
 
 
 def clusters(terms: tuple, subject: np.ndarray | None, n: int) -> list[np.ndarray]:
@@ -86,9 +84,7 @@ class KenwardRogerGeneral(KenwardRoger):
             raise ModelError("Kenward-Roger's method is only available for REML fits; refit with REML or use Satterthwaite")
         model = result.model
         w = model.whitening
-        if w is not None and not w.structure.discrete and w.structure.kind != "car1":
-            raise ModelError(f"Kenward-Roger df are not available for the {w.structure.kind} structure")
-        if w is not None and w.structure.discrete and not sas.supported(w.structure.kind):
+        if w is not None and not (w.structure.kind == "car1" or (w.structure.discrete and sas.supported(w.structure.kind))):
             raise ModelError(f"Kenward-Roger df are not available for the {w.structure.kind} structure")
         self.result = result
         self.first_order = first_order
@@ -206,13 +202,7 @@ class KenwardRogerGeneral(KenwardRoger):
         varpar = np.r_[res.theta, res.sigma]
         gamma = self._gamma(varpar)
         m = gamma.size
-        J = np.empty((m, varpar.size))
-        for k in range(varpar.size):
-            h = STEP * max(abs(varpar[k]), 1.0)
-            e = np.zeros(varpar.size)
-            e[k] = h
-            J[:, k] = (self._gamma(varpar + e) - self._gamma(varpar - e)) / (2 * h)
-        W = J @ res.ddf_calculator("satterthwaite").vcov_varpar @ J.T
+        W = covariance_in_gamma(self._gamma, varpar, res.ddf_calculator("satterthwaite").vcov_varpar)
 
         n_g = sum(len(b) for b in self._bases)
         n_delta = 0 if model.variance is None else res.theta.size - model.n_theta - model.n_rho
@@ -223,27 +213,11 @@ class KenwardRogerGeneral(KenwardRoger):
             return self._residual_blocks(v[:n_r], v[n_r:])
 
         base = resid(psi)
-        steps = STEP * np.maximum(np.abs(psi), 1.0)
-        d1 = []
-        for r in range(psi.size):
-            e = np.zeros(psi.size)
-            e[r] = steps[r]
-            d1.append([(a - b) / (2 * steps[r]) for a, b in zip(resid(psi + e), resid(psi - e))])
+        d1 = first_derivatives(resid, psi)
         d2: dict[tuple[int, int], list[np.ndarray]] = {}
         linear = model.whitening is None or model.whitening.structure.kind in sas.LINEAR
         if not self.first_order and not (linear and n_delta == 0):
-            h = 1e-4 * np.maximum(np.abs(psi), 1.0)
-            scale = max(float(np.abs(b).max()) for b in base)
-            for r in range(psi.size):
-                for s in range(r, psi.size):
-                    er, es = np.eye(psi.size)[r] * h[r], np.eye(psi.size)[s] * h[s]
-                    if r == s:
-                        val = [(a - 2 * b0 + c) / h[r] ** 2 for a, b0, c in zip(resid(psi + er), base, resid(psi - er))]
-                    else:
-                        val = [(a - b - c + e4) / (4 * h[r] * h[s]) for a, b, c, e4 in
-                               zip(resid(psi + er + es), resid(psi + er - es), resid(psi - er + es), resid(psi - er - es))]
-                    if max(float(np.abs(v).max()) for v in val) > 1e-7 * scale:
-                        d2[n_g + r, n_g + s] = val
+            d2 = {(n_g + r, n_g + s): val for (r, s), val in second_derivatives(resid, psi, base, 1e-7).items()}
 
         # random-effects derivatives: Z_c E_r Z_c' per term parameter
         g_terms = [(t, elements) for t, basis in zip(model.design.terms, self._bases) for elements in basis]

@@ -40,6 +40,47 @@ if TYPE_CHECKING:
 STEP = 1e-5
 
 
+def covariance_in_gamma(gamma_of, varpar: np.ndarray, vcov_varpar: np.ndarray) -> np.ndarray:
+    """``W`` in γ: Satterthwaite's covariance of our parameters carried by the Jacobian of ``gamma_of`` (central
+    differences)."""
+    J = np.empty((gamma_of(varpar).size, varpar.size))
+    for k in range(varpar.size):
+        e = np.zeros(varpar.size)
+        e[k] = STEP * max(abs(varpar[k]), 1.0)
+        J[:, k] = (gamma_of(varpar + e) - gamma_of(varpar - e)) / (2 * e[k])
+    return J @ vcov_varpar @ J.T
+
+
+def first_derivatives(blocks_of, x: np.ndarray) -> list[list[np.ndarray]]:
+    """``∂B/∂x_r`` for each ``r`` of a function returning a list of matrices ``B`` (central differences)."""
+    out = []
+    for r in range(x.size):
+        e = np.zeros(x.size)
+        e[r] = STEP * max(abs(x[r]), 1.0)
+        out.append([(a - b) / (2 * e[r]) for a, b in zip(blocks_of(x + e), blocks_of(x - e))])
+    return out
+
+
+def second_derivatives(blocks_of, x: np.ndarray, base: list[np.ndarray], tol: float) -> dict[tuple[int, int], list[np.ndarray]]:
+    """``∂²B/∂x_r∂x_s`` (r ≤ s) by central differences, keeping only those larger than ``tol`` times the largest
+    entry of ``base = B(x)`` (the others are zero: a structure linear in those parameters)."""
+    h = 1e-4 * np.maximum(np.abs(x), 1.0)
+    scale = max(float(np.abs(b).max()) for b in base)
+    eye = np.eye(x.size)
+    out = {}
+    for r in range(x.size):
+        for s in range(r, x.size):
+            er, es = eye[r] * h[r], eye[s] * h[s]
+            if r == s:
+                val = [(a - 2 * b0 + c) / h[r] ** 2 for a, b0, c in zip(blocks_of(x + er), base, blocks_of(x - er))]
+            else:
+                val = [(a - b - c + d) / (4 * h[r] * h[s]) for a, b, c, d in
+                       zip(blocks_of(x + er + es), blocks_of(x + er - es), blocks_of(x - er + es), blocks_of(x - er - es))]
+            if max(float(np.abs(v).max()) for v in val) > tol * scale:
+                out[r, s] = val
+    return out
+
+
 def adjusted_covariance(phi: np.ndarray, P: list[np.ndarray], Q: dict, W: np.ndarray, R: dict) -> np.ndarray:
     """Kenward & Roger's ``Φ_A = Φ + 2Φ [Σ_rs W_rs (Q_rs − P_r Φ P_s − ¼ R_rs)] Φ`` (``Q``, ``R`` keyed ``(r, s)``, r ≤ s;
     ``R`` holds only the non-zero second-derivative terms)."""
@@ -97,35 +138,16 @@ class KenwardRogerResidual(KenwardRoger):
         varpar = np.r_[res.rho, res.sigma]
         gamma = sas.to_gamma(kind, self._covs(varpar))
         m = gamma.size
-        # W in γ: the Jacobian of γ in our parameters carries Satterthwaite's covariance of (ρ̂, σ̂)
-        J = np.empty((m, varpar.size))
-        for k in range(varpar.size):
-            h = STEP * max(abs(varpar[k]), 1.0)
-            e = np.zeros(varpar.size)
-            e[k] = h
-            J[:, k] = (sas.to_gamma(kind, self._covs(varpar + e)) - sas.to_gamma(kind, self._covs(varpar - e))) / (2 * h)
-        W = J @ res.ddf_calculator("satterthwaite").vcov_varpar @ J.T
+        W = covariance_in_gamma(lambda v: sas.to_gamma(kind, self._covs(v)), varpar,
+                                res.ddf_calculator("satterthwaite").vcov_varpar)
 
-        def covs(g: np.ndarray) -> np.ndarray:
-            return np.stack(sas.from_gamma(kind, g, T, G))
+        def covs(g: np.ndarray) -> list[np.ndarray]:  # one T × T matrix per group
+            return sas.from_gamma(kind, g, T, G)
 
-        steps = STEP * np.maximum(np.abs(gamma), 1.0)
-        eye = np.diag(steps)
-        d1 = [(covs(gamma + eye[r]) - covs(gamma - eye[r])) / (2 * steps[r]) for r in range(m)]
-        d2: dict[tuple[int, int], np.ndarray] = {}
+        d1 = first_derivatives(covs, gamma)
+        d2: dict[tuple[int, int], list[np.ndarray]] = {}
         if not self.first_order and kind not in sas.LINEAR:
-            h = 1e-4 * np.maximum(np.abs(gamma), 1.0)
-            base = covs(gamma)
-            for r in range(m):
-                for s in range(r, m):
-                    er, es = np.eye(m)[r] * h[r], np.eye(m)[s] * h[s]
-                    if r == s:
-                        val = (covs(gamma + er) - 2 * base + covs(gamma - er)) / h[r] ** 2
-                    else:
-                        val = (covs(gamma + er + es) - covs(gamma + er - es) - covs(gamma - er + es)
-                               + covs(gamma - er - es)) / (4 * h[r] * h[s])
-                    if np.any(np.abs(val) > 1e-8 * np.abs(base).max()):
-                        d2[r, s] = val
+            d2 = second_derivatives(covs, gamma, covs(gamma), 1e-8)
         full = covs(gamma)
         p = res.nfixed
         P = [np.zeros((p, p)) for _ in range(m)]
