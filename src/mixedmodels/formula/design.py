@@ -401,6 +401,46 @@ def exact_response(y: np.ndarray, X: np.ndarray, name: str) -> str | None:
     return None
 
 
+class DesignNotes:
+    """The messages a design records, each emitted as a warning too when ``warn``; worded once for the
+    in-memory design and the Dask one (:mod:`mixedmodels.scale`)."""
+
+    def __init__(self, warn: bool) -> None:
+        self.warn = warn
+        self.messages: list[str] = []
+
+    def note(self, message: str, category: type[Warning]) -> None:
+        self.messages.append(message)
+        if self.warn:
+            warn_user(message, category)
+
+    def dropped_rows(self, n_dropped: int) -> None:
+        if n_dropped:
+            self.note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
+
+    def empty_strings(self, column: str, count: int) -> None:
+        self.note(f"{count} empty strings (\"\") in {column!r} kept as a level of their own, as R does", DataWarning)
+
+    def contrasts_ignored(self, column: str) -> None:
+        self.note(f"contrasts for {column!r} ignored: {column!r} is not a variable of the fixed effects", DataWarning)
+
+    def rank_deficient(self, dropped: tuple[str, ...]) -> None:
+        if dropped:
+            plural = "s" if len(dropped) > 1 else ""
+            self.note(
+                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column{plural} / "
+                f"coefficient{plural}: {', '.join(dropped)}",
+                RankDeficiencyWarning,
+            )
+
+
+def no_rows_error(n_dropped: int) -> DataError:
+    """The error for a design without a complete row."""
+    return DataError(
+        "no rows to fit" + (f": all {n_dropped} rows have a missing value in a variable the model uses" if n_dropped else ": the data are empty")
+    )
+
+
 def build_design(
     formula: str | ParsedFormula,
     data: pd.DataFrame,
@@ -475,18 +515,10 @@ def build_design(
     n_dropped = int((~complete).sum())
     frame = frame.loc[complete]
     if len(frame) == 0:
-        raise DataError(
-            "no rows to fit" + (f": all {n_dropped} rows have a missing value in a variable the model uses" if n_dropped else ": the data are empty")
-        )
-    messages: list[str] = []
-
-    def note(message: str, category: type[Warning]) -> None:
-        messages.append(message)
-        if warn:
-            warn_user(message, category)
-
-    if n_dropped:
-        note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
+        raise no_rows_error(n_dropped)
+    notes = DesignNotes(warn)
+    note = notes.note
+    notes.dropped_rows(n_dropped)
     prior_weights = frame.pop(WEIGHTS).to_numpy() if WEIGHTS in frame else None
     offset_values = frame.pop(OFFSET).to_numpy() if OFFSET in frame else None
     if prior_weights is not None:
@@ -498,10 +530,10 @@ def build_design(
         if msg := stray_text(frame[c], c, response=c in response.used):
             raise DataError(msg)
     for c, k in empty_strings(frame, [c for c in frame.columns]).items():
-        note(f"{k} empty strings (\"\") in {c!r} kept as a level of their own, as R does", DataWarning)
+        notes.empty_strings(c, k)
     for c in sorted(sum_coded):
         if c not in fixed.plain:
-            note(f"contrasts for {c!r} ignored: {c!r} is not a variable of the fixed effects", DataWarning)
+            notes.contrasts_ignored(c)
         elif pd.api.types.is_numeric_dtype(frame[c]):
             raise DataError(f"contrasts apply only to factors, and {c!r} is numeric; write factor({c}) to treat it as one")
     if sum_coded & fixed.plain:
@@ -522,13 +554,7 @@ def build_design(
     names_full = r_column_names(mm.rhs.columns, mm.rhs.model_spec.encoder_state, fixed.atoms)
     kept = independent_columns(X_full)
     dropped = tuple(names_full[j] for j in range(len(names_full)) if j not in set(kept.tolist()))
-    if dropped:
-        plural = "s" if len(dropped) > 1 else ""
-        note(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column{plural} / "
-            f"coefficient{plural}: {', '.join(dropped)}",
-            RankDeficiencyWarning,
-        )
+    notes.rank_deficient(dropped)
     if msg := scale_warning(X_full[:, kept]):
         note(msg, ScaleWarning)
     offset_argument = offset_values
@@ -595,7 +621,7 @@ def build_design(
         fixed_spec=mm.rhs.model_spec,
         kept_columns=kept,
         response_name=parsed.response,
-        messages=tuple(messages),
+        messages=tuple(notes.messages),
         frame=frame,
         data_index=data_index,
         contrasts=dict(contrasts or {}),

@@ -29,14 +29,11 @@ from ..engine import CrossProducts
 from ..exceptions import (
     DataError,
     DataWarning,
-    DroppedRowsWarning,
     ModelError,
-    RankDeficiencyWarning,
     ScaleWarning,
-    warn_user,
 )
 from ..formula.coding import coerce_columns
-from ..formula.design import RANK_TOLERANCE, Design, lme4_term_order, scale_message
+from ..formula.design import RANK_TOLERANCE, Design, DesignNotes, lme4_term_order, no_rows_error, scale_message
 from ..optimize import OptimizerControl
 from ..terms import RandomEffectsTerm
 from .model import DaskLinearMixedModel, _is_dask
@@ -203,37 +200,23 @@ def assemble(
     n = stats.n
     n_dropped = stats.nrows - n
     if n == 0:
-        raise DataError(
-            "no rows to fit" + (f": all {n_dropped} rows have a missing value in a variable the model uses" if n_dropped else ": the data are empty")
-        )
-    messages: list[str] = []
-
-    def note(message: str, category: type[Warning]) -> None:
-        messages.append(message)
-        if warn:
-            warn_user(message, category)
-
-    if n_dropped:
-        note(f"{n_dropped} rows with missing values dropped", DroppedRowsWarning)
+        raise no_rows_error(n_dropped)
+    notes = DesignNotes(warn)
+    note = notes.note
+    notes.dropped_rows(n_dropped)
     for c in parts.used:
         if stats.empty_strings.get(c):
-            note(f"{stats.empty_strings[c]} empty strings (\"\") in {c!r} kept as a level of their own, as R does", DataWarning)
+            notes.empty_strings(c, stats.empty_strings[c])
     for c in sorted(parts.sum_coded):
         if c not in parts.fixed.plain:
-            note(f"contrasts for {c!r} ignored: {c!r} is not a variable of the fixed effects", DataWarning)
+            notes.contrasts_ignored(c)
     cp = stats.cp
     p_full = len(spec.names)
     norms = np.sqrt(np.maximum(np.diag(cp.xx)[:p_full], 0.0))
     resid = np.abs(np.diag(stats.R))[:p_full]
     kept = np.flatnonzero((norms > 0) & (resid > RANK_TOLERANCE * norms)).astype(np.int64)
     dropped = tuple(spec.names[j] for j in range(p_full) if j not in set(kept.tolist()))
-    if dropped:
-        plural = "s" if len(dropped) > 1 else ""
-        note(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column{plural} / "
-            f"coefficient{plural}: {', '.join(dropped)}",
-            RankDeficiencyWarning,
-        )
+    notes.rank_deficient(dropped)
     cont = [j for j in kept if not stats.binary[j]]
     if cont:
         sd = np.sqrt(stats.m2[cont] / (n - 1)) if n > 1 else np.ones(len(cont))
@@ -286,7 +269,7 @@ def assemble(
         fixed_spec=spec.specs.rhs,
         kept_columns=kept,
         response_name=parts.parsed.response,
-        messages=tuple(messages),
+        messages=tuple(notes.messages),
         frame=None,
         data_index=None,
         contrasts=dict(contrasts or {}),
