@@ -15,7 +15,7 @@ from .covariance.variance import VarianceFunction, parse_variance
 from .engine import BlockedCholesky, CrossProducts
 from .engine.objective import criterion
 from .engine.residual import Whitening
-from .engine.threads import blas_policy, engine_threads
+from .engine.threads import engine_threads
 from .exceptions import ModelError
 from .formula.design import Design, build_design, exact_response
 from .optimize import FitRecord, OptimizerControl, optimize_theta
@@ -406,19 +406,16 @@ class LinearMixedModel:
             raise ModelError(f"start must be finite and within the bounds of theta (diagonal elements >= 0), got {x0.tolist()}")
         if self.design.degenerate:
             theta, value, record = self._degenerate_fit(x0)
-        elif self._unstructured_marginal is not None:
-            with blas_policy():
-                theta, record = self._unstructured_marginal.fit(x0, check=check_convergence and self.control.check_conv)
+        elif self._unstructured_marginal is not None:  # (fit() runs all of this under the engine's BLAS policy)
+            theta, record = self._unstructured_marginal.fit(x0, check=check_convergence and self.control.check_conv)
             value = self.criterion_at(theta)
         elif self._spectral is not None:
-            with blas_policy():
-                theta, value, record = self._spectral.fit(x0)
+            theta, value, record = self._spectral.fit(x0)
         else:
-            with blas_policy():
-                theta, value, record = optimize_theta(
-                    obj, x0, self.lower_bounds, check=check_convergence, control=self.control,
-                    boundary=lambda th: boundary_components(self.terms, th),
-                )
+            theta, value, record = optimize_theta(
+                obj, x0, self.lower_bounds, check=check_convergence, control=self.control,
+                boundary=lambda th: boundary_components(self.terms, th),
+            )
         result = self._make_results(theta, value, record)
         if warn:
             result.emit_warnings()

@@ -67,7 +67,6 @@ class UnstructuredMarginal:
         self._index = [(u.group * T * T + u.times[:, None] * T + u.times[None, :]).ravel() for u in whitening.units]
         self._counts = [float(u.rows.shape[0]) for u in whitening.units]
         self._diag = self._rows == self._cols
-        self.evaluations = 0
 
     # ---------------------------------------------------------------- parameters
     @property
@@ -103,7 +102,6 @@ class UnstructuredMarginal:
     # ---------------------------------------------------------------- criterion
     def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The criterion (REML or ML, σ profiled; as :func:`..engine.objective.criterion`) and its gradient."""
-        self.evaluations += 1
         Ls = self.factors(x)
         covs = np.stack([L @ L.T for L in Ls]).ravel()
         p = self.p
